@@ -1,0 +1,1 @@
+"""Triton kernels of sgaplus (installed as ``sgaplus.kernels``): score functions and fused rounding."""

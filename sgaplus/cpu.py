@@ -1,0 +1,141 @@
+"""The op's CPU path: the fused kernels' closed-form forward and backward, written with torch ops.
+
+Same contract as kernels/rounding.py: forward(y, means, tau, seed, cfg) and backward(...) on
+contiguous tensors, nothing saved but y (and means). The work runs in chunks so temporaries stay
+in cache; the Gumbel noise of each chunk comes from a torch.Generator seeded with `seed`, drawn
+again, chunk by chunk, in the backward. It runs on any device (CUDA float64 uses it too); its
+noise stream differs from the Triton kernels' Philox stream for the same seed.
+"""
+import math
+
+import torch
+
+from .reference import gumbel_like
+
+CHUNK = 1 << 16
+HALF_PI = math.pi / 2
+
+
+def _compute_dtype(dtype):
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _two_class_score(d, cfg):
+    """s(d) and ds/dd of SPEC's two-class table, d already clamped to [-1+eps, 1-eps]."""
+    if cfg.method == "atanh":
+        return -torch.atanh(d), -1 / (1 - d * d)
+    if cfg.method == "linear":
+        return torch.log1p(-d), -1 / (1 - d)
+    if cfg.method == "cosine":
+        q = (1 - 1e-7) * torch.cos(HALF_PI * d) ** 2 + 1e-7
+        return torch.log(q), -(1 - 1e-7) * HALF_PI * torch.sin(math.pi * d) / q
+    inside = (d >= cfg.eps) & (d <= 1 - cfg.eps)
+    dc = d.clamp(cfg.eps, 1 - cfg.eps)
+    t = cfg.a * torch.logit(dc)
+    ds = torch.where(inside, -cfg.a * torch.sigmoid(t) / (dc * (1 - dc)), 0.0)
+    return torch.nn.functional.logsigmoid(-t), ds
+
+
+def _three_class_score(delta, cfg):
+    """s(delta) and ds/ddelta of SPEC's three-class table."""
+    if cfg.method == "linear":
+        x = 1 - cfg.r * delta.abs()
+        xm = x.clamp(min=1e-6)
+        return cfg.n * torch.log(xm), torch.where(x >= 1e-6, -cfg.n * cfg.r * delta.sign() / xm, 0.0)
+    if cfg.method == "cosine":
+        rd = cfg.r * delta
+        q = rd.clamp(-1, 1)
+        c = torch.cos(HALF_PI * q)
+        cm = c.clamp(min=0)
+        p = cm ** cfg.n + 1e-7
+        dp = cfg.n * cm ** (cfg.n - 1) * -torch.sin(HALF_PI * q) * HALF_PI * cfg.r
+        return torch.log(p), torch.where((rd >= -1) & (rd <= 1) & (c >= 0), dp / p, 0.0)
+    xr = (cfg.r * delta / 1.5).abs()
+    x = xr.clamp(1e-6, 1 - 1e-6)
+    t = cfg.a * torch.logit(x)
+    sg = torch.sigmoid(-t)
+    inside = (xr >= 1e-6) & (xr <= 1 - 1e-6) & (sg >= 1e-6)
+    ds = torch.where(inside, -cfg.n * cfg.a * torch.sigmoid(t) / (x * (1 - x)) * delta.sign() * (cfg.r / 1.5), 0.0)
+    return cfg.n * torch.log(sg.clamp(min=1e-6)), ds
+
+
+def _two_class(v, noise, tau, cfg):
+    """Classes, Gumbel-softmax inputs z_k and their derivatives dz_k/dv for two classes."""
+    lo, hi = torch.floor(v), torch.ceil(v)
+    d_raw = torch.stack([v - lo, hi - v])
+    d = d_raw.clamp(-1 + cfg.eps, 1 - cfg.eps)
+    s, ds = _two_class_score(d, cfg)
+    z = (s / tau + noise.T) / tau
+    sign = torch.tensor([1.0, -1.0], dtype=v.dtype, device=v.device).view(2, 1)
+    dz = torch.where((d_raw >= -1 + cfg.eps) & (d_raw <= 1 - cfg.eps), ds * sign, 0.0) / (tau * tau)
+    return lo, hi, z, dz
+
+
+def _three_class(v, noise, tau, cfg):
+    c = torch.round(v)
+    offsets = torch.tensor([1.0, 0.0, -1.0], dtype=v.dtype, device=v.device).view(3, 1)
+    s, ds = _three_class_score(v - c + offsets, cfg)
+    return c, (s / tau + noise.T) / tau, ds / (tau * tau)
+
+
+def _chunks(y, means, seed, classes):
+    """(slice, v in the compute dtype, Gumbel noise) per chunk, noise drawn in a fixed order."""
+    dtype = _compute_dtype(y.dtype)
+    generator = torch.Generator(device=y.device).manual_seed(seed)
+    flat_y, flat_means = y.reshape(-1), None if means is None else means.reshape(-1)
+    for start in range(0, flat_y.numel(), CHUNK):
+        part = slice(start, start + CHUNK)
+        v = flat_y[part].to(dtype)
+        if flat_means is not None:
+            v = v - flat_means[part].to(dtype)
+        yield part, v, gumbel_like((v.numel(), classes), dtype, y.device, generator)
+
+
+def gumbel_noise(seed, n_elements, classes, device="cpu"):
+    """The (n_elements, classes) float32 Gumbel noise this path draws for `seed`."""
+    y = torch.zeros(n_elements, device=device)
+    return torch.cat([noise for _, _, noise in _chunks(y, None, seed, classes)] or [y.view(0, classes)])
+
+
+def forward(y, means, tau, seed, cfg):
+    out = torch.empty_like(y)
+    flat_out = out.view(-1)
+    for part, v, noise in _chunks(y, means, seed, cfg.classes):
+        if cfg.classes == 2:
+            lo, hi, z, _ = _two_class(v, noise, tau, cfg)
+            if cfg.hard:
+                value = torch.where(z[1] > z[0], hi, lo)
+            else:
+                value = lo + torch.sigmoid(z[1] - z[0]) * (hi - lo)
+        else:
+            c, z, _ = _three_class(v, noise, tau, cfg)
+            if cfg.hard:
+                value = c + z.argmax(dim=0).to(v.dtype) - 1
+            else:
+                w = torch.softmax(z, dim=0)
+                value = c + (w[2] - w[0])
+        if means is not None:
+            value = value + means.view(-1)[part].to(value.dtype)
+        flat_out[part] = value
+    return out
+
+
+def backward(y, means, grad_out, tau, seed, cfg):
+    grad_y = torch.empty_like(y)
+    grad_means = None if means is None else torch.empty_like(means)
+    flat_grad_out = grad_out.reshape(-1)
+    for part, v, noise in _chunks(y, means, seed, cfg.classes):
+        if cfg.classes == 2:
+            lo, hi, z, dz = _two_class(v, noise, tau, cfg)
+            w_up = torch.sigmoid(z[1] - z[0])
+            dv = (hi - lo) * w_up * (1 - w_up) * (dz[1] - dz[0])
+        else:
+            _, z, dz = _three_class(v, noise, tau, cfg)
+            w = torch.softmax(z, dim=0)
+            offsets = torch.tensor([-1.0, 0.0, 1.0], dtype=v.dtype, device=v.device).view(3, 1)
+            dv = (w * (offsets - (w[2] - w[0])) * dz).sum(dim=0)
+        go = flat_grad_out[part].to(dv.dtype)
+        grad_y.view(-1)[part] = go * dv
+        if grad_means is not None:
+            grad_means.view(-1)[part] = go * (1 - dv)
+    return grad_y, grad_means
