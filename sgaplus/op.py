@@ -69,6 +69,8 @@ def _check_inputs(y, means):
         shape = None
     if shape != y.shape:
         raise ValueError(f"means of shape {tuple(means.shape)} does not broadcast to y's shape {tuple(y.shape)}")
+    if means.shape == y.shape:
+        return means
     return means.expand(y.shape)  # a view: autograd sums its gradient back to means' shape
 
 

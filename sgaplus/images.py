@@ -1,0 +1,67 @@
+"""Images in and out: the sample images skimage ships, RGB file reading with clear errors, atomic writes."""
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# Colour images skimage.data ships on disk (no download). The evaluation images are held out of
+# the bundled models' training.
+TRAIN_IMAGES = ("chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
+                "motorcycle_left")
+EVAL_IMAGES = ("astronaut", "coffee")
+
+
+class ImageError(ValueError):
+    """An input that is not an 8-bit RGB image."""
+
+
+def load_shipped_image(name):
+    """An RGB uint8 array (H, W, 3) of a colour image that scikit-image ships."""
+    import skimage.data
+    if name == "motorcycle_left":
+        return skimage.data.stereo_motorcycle()[0]
+    if name not in TRAIN_IMAGES + EVAL_IMAGES:
+        raise ImageError(f"unknown sample image {name!r}; samples: {', '.join(TRAIN_IMAGES + EVAL_IMAGES)}")
+    return getattr(skimage.data, name)()
+
+
+def read_rgb(path):
+    """(1, 3, H, W) float tensor in [0, 1] from an 8-bit RGB image file; ImageError otherwise."""
+    from PIL import Image, UnidentifiedImageError
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"no such image file: {path}")
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+            if mode != "RGB":
+                kinds = {"L": "grayscale", "LA": "grayscale with alpha", "RGBA": "RGB with alpha",
+                         "I;16": "16-bit", "I": "32-bit integer", "P": "palette", "1": "1-bit"}
+                raise ImageError(f"{path}: {kinds.get(mode, mode)} image; sgaplus codes 8-bit RGB images "
+                                 f"(convert it first, e.g. with PIL's Image.convert('RGB'))")
+            array = np.asarray(image, dtype=np.uint8).copy()
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image file PIL can read") from None
+    except OSError as error:
+        raise ImageError(f"{path}: cannot read the image ({error})") from None
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).float().div(255)
+
+
+def write_atomic(path, data):
+    """Write bytes to path through a temporary file in the same folder, then rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_png(path, x):
+    """Save a (1, 3, H, W) tensor in [0, 1] as an 8-bit PNG, atomically."""
+    import io
+
+    from PIL import Image
+    array = x[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    write_atomic(path, buffer.getvalue())

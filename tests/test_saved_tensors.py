@@ -1,0 +1,46 @@
+"""The autograd graph of the fused op keeps y (and means) only: no noise, logits or weights."""
+import pytest
+import torch
+from helpers import CONFIGS, KERNEL_DEVICE
+
+import sgaplus
+from sgaplus.config import RoundingConfig
+
+
+def saved_by(fn):
+    """Tensors autograd packs for backward while fn runs."""
+    saved = []
+
+    def pack(t):
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return out, saved
+
+
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+@pytest.mark.parametrize("classes,method", CONFIGS)
+def test_fused_op_saves_only_its_inputs(backend, classes, method):
+    device = KERNEL_DEVICE if backend == "triton" else "cpu"
+    y = torch.randn(8, 16, device=device).requires_grad_()
+    means = torch.randn(8, 16, device=device).requires_grad_()
+    out, saved = saved_by(lambda: sgaplus.sga_round(y, 0.5, method, classes, means=means, backend=backend))
+    assert [t is y for t in saved].count(True) == 1 and [t is means for t in saved].count(True) == 1
+    assert len(saved) == 2
+    out.sum().backward()  # and the backward still works from them alone
+    assert torch.isfinite(y.grad).all() and torch.isfinite(means.grad).all()
+
+
+def test_without_means_only_y_is_saved():
+    y = torch.randn(100).requires_grad_()
+    _, saved = saved_by(lambda: sgaplus.sga_round(y, 0.5))
+    assert len(saved) == 1 and saved[0] is y
+
+
+def test_reference_saves_far_more():
+    """The same hook sees the reference's intermediates (so the checks above can fail)."""
+    y = torch.randn(100).requires_grad_()
+    _, saved = saved_by(lambda: sgaplus.sga_round_reference(y, 0.5, RoundingConfig("ssl")))
+    assert sum(t.numel() for t in saved) >= 5 * y.numel()
