@@ -7,7 +7,9 @@ import sgaplus
 from sgaplus.config import RoundingConfig
 from sgaplus.op import draw_seed
 
-TOLERANCE = {torch.float32: (1e-6, 2e-5), torch.float16: (1e-3, 2e-3), torch.bfloat16: (1e-2, 1.5e-2)}
+# Relative to max|reference|. Gradients are ill-conditioned where a distance nears 1 (linear: 1/(1-d)):
+# the float32 difference y - means then costs more digits than the kernel's own arithmetic.
+TOLERANCE = {torch.float32: (1e-6, 1e-4), torch.float16: (1e-3, 2e-3), torch.bfloat16: (1e-2, 1.5e-2)}
 
 
 def run_both(backend, device, classes, method, hard, with_means, dtype, shape=(5, 7, 11), tau=0.6):
