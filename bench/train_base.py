@@ -127,7 +127,7 @@ def main():
             "eval_images_held_out": list(EVAL_IMAGES), "augmentation": "random crops, horizontal/vertical flips",
             "train_seconds": round(elapsed), "device": torch.cuda.get_device_name() if device == "cuda"
             else f"CPU ({platform.processor() or platform.machine()}, {args.threads} threads)",
-            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
+            "torch": str(torch.__version__), "date": time.strftime("%Y-%m-%d")}
     ASSETS.mkdir(exist_ok=True)
     save_checkpoint(model.cpu().eval(), ASSETS / name, ARCHITECTURE, N, M, info)
     index_path = ASSETS / "models.json"

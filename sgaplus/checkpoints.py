@@ -90,3 +90,43 @@ def load_zoo(architecture, quality):
     model.update(force=True)
     lmbda = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800}
     return model.eval(), {"architecture": architecture, "info": {"lmbda": lmbda.get(quality), "source": "zoo"}}
+
+
+def file_digest(path):
+    import hashlib
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def load_codec(architecture=None, quality=None, checkpoint=None):
+    """A refinable codec: a checkpoint file, CompressAI's zoo (architecture + quality), or the bundled model."""
+    from .codecs import CompressAIHyperprior
+    if checkpoint is not None:
+        model, meta = load_checkpoint(checkpoint)
+        model_id = f"file:{file_digest(checkpoint)}"
+    elif architecture is not None:
+        model, meta = load_zoo(architecture, 3 if quality is None else quality)
+        model_id = f"zoo:{architecture}:q{3 if quality is None else quality}"
+    else:
+        models = bundled_models()
+        model, meta = load_bundled(quality)
+        model_id = f"bundled:q{quality if quality is not None else sorted(models)[len(models) // 2]}"
+    return CompressAIHyperprior(model, model_id, meta["info"].get("lmbda"))
+
+
+def codec_for_id(model_id, checkpoint=None):
+    """The codec a bitstream names; a 'file:' model needs its checkpoint, checked by digest."""
+    kind, _, rest = model_id.partition(":")
+    if kind == "bundled":
+        return load_codec(quality=int(rest.lstrip("q")))
+    if kind == "zoo":
+        architecture, _, quality = rest.partition(":")
+        return load_codec(architecture, int(quality.lstrip("q")))
+    if kind == "file":
+        if checkpoint is None:
+            raise CheckpointError(f"this bitstream was made with a checkpoint file (digest {rest}): pass it with "
+                                  f"--checkpoint")
+        if file_digest(checkpoint) != rest:
+            raise CheckpointError(f"{checkpoint} is not the checkpoint this bitstream was made with "
+                                  f"(digest {file_digest(checkpoint)}, expected {rest})")
+        return load_codec(checkpoint=checkpoint)
+    raise CheckpointError(f"unknown model id {model_id!r} in the bitstream")

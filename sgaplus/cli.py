@@ -1,0 +1,194 @@
+"""The `sgaplus` command: refine images into bitstreams, decode bitstreams, and a one-minute demo."""
+import argparse
+import csv
+import io
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from .bitstream import BitstreamError, decode, encode
+from .checkpoints import ARCHITECTURES, CheckpointError, codec_for_id, load_codec
+from .images import EVAL_IMAGES, ImageError, load_shipped_image, read_rgb, write_atomic, write_png
+from .refine import BASELINES, SGA_METHODS, LatentRefiner
+from .schedule import TemperatureSchedule
+
+USER_ERRORS = (ImageError, CheckpointError, BitstreamError, FileExistsError, ValueError, OSError)
+FIELDS = ("loss", "bpp", "psnr")
+
+
+def _add_model_args(parser):
+    group = parser.add_argument_group("model (default: the bundled mean-scale hyperprior)")
+    group.add_argument("--model", choices=ARCHITECTURES, help="CompressAI zoo architecture (downloads weights)")
+    group.add_argument("--quality", type=int, help="zoo quality 1-8, or bundled model quality (default: middle)")
+    group.add_argument("--checkpoint", type=Path, help="an sgaplus checkpoint file (see bench/train_base.py)")
+
+
+def _add_refine_args(parser):
+    group = parser.add_argument_group("refinement")
+    group.add_argument("--method", default="ssl", choices=SGA_METHODS + BASELINES)
+    group.add_argument("--classes", type=int, default=2, choices=(2, 3))
+    group.add_argument("--a", type=float, help="ssl shape (default 2.3 for 2 classes, 1.4 for 3)")
+    group.add_argument("--r", type=float, help="three-class factor (default 0.98)")
+    group.add_argument("--n", type=float, help="three-class power (default 1.5)")
+    group.add_argument("--iterations", type=int, default=2000)
+    group.add_argument("--lr", type=float, default=5e-3)
+    group.add_argument("--lmbda", type=float, help="RD trade-off (default: the model's training lambda)")
+    group.add_argument("--tau-max", type=float, default=1.0)
+    group.add_argument("--rate", type=float, default=1e-3, help="temperature decay rate")
+    group.add_argument("--check-every", type=int, default=10, help="steps between true-loss checks")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _refiner(args, codec):
+    return LatentRefiner(codec, args.method, args.classes, a=args.a, r=args.r, n=args.n,
+                         iterations=args.iterations, lr=args.lr, lmbda=args.lmbda,
+                         schedule=TemperatureSchedule(rate=args.rate, tau_max=args.tau_max),
+                         check_every=args.check_every, seed=args.seed, progress=True)
+
+
+def _refuse_overwrite(paths, force):
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not force:
+        raise FileExistsError(f"would overwrite {', '.join(existing)} (pass --force to allow)")
+
+
+def _averages(rows, key):
+    return {f: sum(r[key][f] for r in rows) / len(rows) for f in FIELDS}
+
+
+def _table(rows):
+    lines = [f"{'image':24s} {'base bpp':>9s} {'psnr':>7s} {'loss':>8s} | {'refined bpp':>11s} {'psnr':>7s} "
+             f"{'loss':>8s} | {'file bpp':>8s}"]
+    for r in rows:
+        b, f = r["base"], r["refined"]
+        lines.append(f"{Path(r['image']).name[:24]:24s} {b['bpp']:9.4f} {b['psnr']:7.3f} {b['loss']:8.4f} | "
+                     f"{f['bpp']:11.4f} {f['psnr']:7.3f} {f['loss']:8.4f} | {r['file_bpp']:8.4f}")
+    return "\n".join(lines)
+
+
+def _refine_batches(images, codec, refiner, device):
+    """Refine images grouped by size; yields (name, tensor, result row for the metrics, bitstream bytes)."""
+    groups = defaultdict(list)
+    for name, x in images:
+        groups[tuple(x.shape[-2:])].append((name, x))
+    for size, group in groups.items():
+        batch = torch.cat([x for _, x in group]).to(device)
+        result = refiner.refine(batch)
+        streams = encode(codec, result.y_hat, result.z_hat, size)
+        for i, (name, _) in enumerate(group):
+            row = {"image": name, "height": size[0], "width": size[1], "base": result.base.row(i),
+                   "refined": result.best.row(i), "best_step": result.best_step[i], "file_bytes": len(streams[i]),
+                   "file_bpp": 8 * len(streams[i]) / (size[0] * size[1])}
+            yield name, row, streams[i], result.x_hat[i:i + 1]
+
+
+def cmd_refine(args):
+    sources = [Path(p) for p in args.images]
+    stems = [p.stem for p in sources]
+    if len(set(stems)) != len(stems):
+        raise ValueError("two input images share a file name; refine them into separate --out folders")
+    out = Path(args.out)
+    targets = [out / f"{s}{ext}" for s in stems for ext in (".bin", ".png")] + [out / "metrics.json",
+                                                                                 out / "metrics.csv"]
+    _refuse_overwrite(targets, args.force)
+    images = [(str(p), read_rgb(p)) for p in sources]  # every input checked before any work
+    codec = load_codec(args.model, args.quality, args.checkpoint).to(args.device)
+    refiner = _refiner(args, codec)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, row, stream, _ in _refine_batches(images, codec, refiner, args.device):
+        stem = Path(name).stem
+        write_atomic(out / f"{stem}.bin", stream)
+        x_hat, _ = decode(stream, lambda model_id: codec)  # the PNG is what the decoder reads back
+        write_png(out / f"{stem}.png", x_hat)
+        rows.append(row)
+    _write_metrics(out, rows, codec, refiner, args)
+    print(_table(rows))
+    print(f"wrote {len(rows)} bitstreams, reconstructions and metrics to {out}")
+    return 0
+
+
+def _write_metrics(out, rows, codec, refiner, args):
+    summary = {"model": codec.model_id, "lmbda": refiner.lmbda, "method": args.method, "classes": args.classes,
+               "iterations": args.iterations, "images": rows,
+               "average": {"base": _averages(rows, "base"), "refined": _averages(rows, "refined"),
+                           "file_bpp": sum(r["file_bpp"] for r in rows) / len(rows)}}
+    write_atomic(out / "metrics.json", (json.dumps(summary, indent=2) + "\n").encode())
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["image", "width", "height"] + [f"{k}_{f}" for k in ("base", "refined") for f in FIELDS]
+                    + ["file_bytes", "file_bpp"])
+    for r in rows:
+        writer.writerow([r["image"], r["width"], r["height"]] + [r[k][f] for k in ("base", "refined") for f in FIELDS]
+                        + [r["file_bytes"], r["file_bpp"]])
+    write_atomic(out / "metrics.csv", buffer.getvalue().encode())
+
+
+def cmd_decode(args):
+    target = Path(args.out)
+    _refuse_overwrite([target], args.force)
+    data = Path(args.file).read_bytes()
+    x_hat, model_id = decode(data, lambda model_id: codec_for_id(model_id, args.checkpoint))
+    write_png(target, x_hat)
+    print(f"decoded {args.file} ({model_id}, {x_hat.shape[-1]}x{x_hat.shape[-2]}) to {target}")
+    return 0
+
+
+def cmd_demo(args):
+    """Refine a crop of a held-out sample image with the bundled model and print base vs refined."""
+    image = torch.from_numpy(load_shipped_image(args.image)).permute(2, 0, 1).float().div(255)
+    x = image[:, :args.crop, :args.crop].unsqueeze(0)
+    codec = load_codec(quality=args.quality).to(args.device)
+    refiner = _refiner(args, codec)
+    start = time.time()
+    [(_, row, stream, _)] = list(_refine_batches([(args.image, x)], codec, refiner, args.device))
+    print(f"{args.image} {args.crop}x{args.crop} crop, model {codec.model_id} (lambda {refiner.lmbda}), "
+          f"{args.method} for {args.iterations} iterations in {time.time() - start:.1f} s on {args.device}")
+    print(_table([row]))
+    gain = 100 * (row["base"]["loss"] - row["refined"]["loss"]) / row["base"]["loss"]
+    print(f"true RD loss {row['base']['loss']:.4f} -> {row['refined']['loss']:.4f} ({gain:.1f}% lower); "
+          f"bitstream {len(stream)} bytes")
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="sgaplus", description="SGA+ latent refinement for learned image codecs")
+    sub = parser.add_subparsers(dest="command", required=True)
+    refine = sub.add_parser("refine", help="refine images and write bitstreams, reconstructions and metrics")
+    refine.add_argument("images", nargs="+", metavar="IMAGE")
+    refine.add_argument("--out", default="sgaplus_out", help="output folder (default: sgaplus_out)")
+    refine.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    _add_model_args(refine)
+    _add_refine_args(refine)
+    refine.set_defaults(func=cmd_refine)
+    dec = sub.add_parser("decode", help="decode a bitstream to a PNG")
+    dec.add_argument("file", metavar="FILE.bin")
+    dec.add_argument("--out", required=True, metavar="IMAGE.png")
+    dec.add_argument("--checkpoint", type=Path, help="the checkpoint the bitstream was made with, if not bundled")
+    dec.add_argument("--force", action="store_true")
+    dec.set_defaults(func=cmd_decode)
+    demo = sub.add_parser("demo", help="refine a shipped sample image with the bundled model (about a minute)")
+    demo.add_argument("--image", default=EVAL_IMAGES[0], choices=EVAL_IMAGES)
+    demo.add_argument("--crop", type=int, default=256)
+    _add_refine_args(demo)
+    demo.add_argument("--quality", type=int, help="bundled model quality (default: middle)")
+    demo.set_defaults(func=cmd_demo, iterations=300)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except USER_ERRORS as error:
+        print(f"sgaplus: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

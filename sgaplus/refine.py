@@ -1,0 +1,169 @@
+"""LatentRefiner: per-image refinement of a codec's latents y, z (SPEC.md, "Latent refinement")."""
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .config import METHODS
+from .op import sga_round
+from .schedule import TemperatureSchedule
+
+BASELINES = ("base", "ste", "uniform")
+SGA_METHODS = tuple(sorted(set(METHODS[2]) | set(METHODS[3])))
+
+
+def pad_to_multiple(x, multiple):
+    """Replicate-pad the right and bottom of x (B, C, H, W) to a multiple of `multiple`."""
+    h, w = x.shape[-2:]
+    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+
+
+@dataclass
+class Metrics:
+    """Per-image figures of one set of latents: the loss and its parts."""
+    loss: list
+    bpp: list
+    psnr: list
+    mse: list
+
+    def row(self, i):
+        return {"loss": self.loss[i], "bpp": self.bpp[i], "psnr": self.psnr[i], "mse": self.mse[i]}
+
+
+@dataclass
+class RefinementResult:
+    """What a refinement returns: best hard latents, base and best metrics, and the history of checks."""
+    y_hat: torch.Tensor
+    z_hat: torch.Tensor
+    x_hat: torch.Tensor  # reconstruction of the best latents, cropped to the image size
+    base: Metrics
+    best: Metrics
+    best_step: list
+    history: list = field(default_factory=list)
+
+
+class LatentRefiner:
+    """Refines the latents of a HyperpriorCodec for a batch of same-size images.
+
+    method: "ssl", "atanh", "linear", "cosine" (the fused op, `classes` 2 or 3, parameters a, r, n),
+    or a baseline: "base" (no refinement), "ste" (straight-through rounding), "uniform" (additive
+    uniform noise). lmbda defaults to the codec's training lambda (semi-multi-rate: pass another).
+    The true loss (hard rounding) is checked at the start, every `check_every` steps and at the end;
+    the latents with the lowest true loss checked are kept, per image.
+    """
+
+    def __init__(self, codec, method="ssl", classes=2, *, a=None, r=None, n=None, iterations=2000, lr=5e-3,
+                 lmbda=None, schedule=None, check_every=10, seed=0, progress=False, backend="auto"):
+        if method not in SGA_METHODS + BASELINES:
+            raise ValueError(f"unknown method {method!r}; valid: {', '.join(SGA_METHODS + BASELINES)}")
+        if method in SGA_METHODS:  # validate the op's parameters now, not at the first step
+            from .config import RoundingConfig
+            RoundingConfig(method, classes, False, a, r, n)
+        self.lmbda = codec.lmbda if lmbda is None else lmbda
+        if self.lmbda is None or not (isinstance(self.lmbda, (int, float)) and math.isfinite(self.lmbda)
+                                      and self.lmbda > 0):
+            raise ValueError(f"lmbda must be a number > 0 (the codec has no training lambda), got {self.lmbda!r}")
+        if not isinstance(iterations, int) or iterations < 0:
+            raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
+        if not (isinstance(check_every, int) and check_every > 0):
+            raise ValueError(f"check_every must be an integer > 0, got {check_every!r}")
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+        self.codec, self.method, self.classes = codec, method, classes
+        self.op_params = dict(a=a, r=r, n=n)
+        self.iterations = 0 if method == "base" else iterations
+        self.lr, self.check_every, self.seed = lr, check_every, seed
+        self.schedule = schedule or TemperatureSchedule()
+        self.progress, self.backend = progress, backend
+
+    # relaxations of rounding -------------------------------------------------------------------
+    def _relaxed(self, value, offsets, tau, generator):
+        """Relaxed rounding of value around offsets (means or medians; None for zero)."""
+        if self.method == "ste":
+            centred = value if offsets is None else value - offsets
+            rounded = centred + (torch.round(centred) - centred).detach()
+            return rounded if offsets is None else rounded + offsets
+        if self.method == "uniform":
+            return value + torch.empty_like(value).uniform_(-0.5, 0.5, generator=generator)
+        return sga_round(value, tau, self.method, self.classes, means=offsets, generator=generator,
+                         backend=self.backend, **self.op_params)
+
+    @staticmethod
+    def _hard(value, offsets):
+        return torch.round(value) if offsets is None else torch.round(value - offsets) + offsets
+
+    def _evaluate(self, x, y, z, size, rounding, clamp=False):
+        """(per-image loss, bits, mse, x_hat, y_hat, z_hat) with `rounding(value, offsets)` for both latents.
+
+        clamp: measure the reconstruction as the decoder outputs it (in [0, 1]); the relaxed loss does not.
+        """
+        z_hat = rounding(z, self.codec.z_offsets())
+        scales, means = self.codec.hyper_synthesis(z_hat, y.shape)
+        y_hat = rounding(y, means)
+        x_hat = self.codec.synthesis(y_hat)[..., :size[0], :size[1]]
+        if clamp:
+            x_hat = x_hat.clamp(0, 1)
+        mse = ((x_hat - x) ** 2).flatten(1).mean(dim=1)
+        bits = self.codec.bits(y_hat, z_hat, scales, means)
+        loss = self.lmbda * 255 ** 2 * mse + bits / (size[0] * size[1])
+        return loss, bits, mse, x_hat, y_hat, z_hat
+
+    def relaxed_loss(self, x, y, z, tau, generator=None):
+        """Per-image loss (B,) of latents y, z with the method's relaxed rounding at temperature tau."""
+        return self._evaluate(x, y, z, x.shape[-2:], lambda v, o: self._relaxed(v, o, tau, generator))[0]
+
+    def _metrics(self, loss, bits, mse, pixels):
+        psnr = [10 * math.log10(1 / max(m, 1e-12)) for m in mse.tolist()]
+        return Metrics(loss.tolist(), (bits / pixels).tolist(), psnr, mse.tolist())
+
+    def refine(self, x):
+        """Refine the latents of x, a (B, 3, H, W) batch in [0, 1] of same-size images."""
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"x must be a (B, 3, H, W) image batch, got shape {tuple(x.shape)}")
+        size, pixels = x.shape[-2:], x.shape[-2] * x.shape[-1]
+        generator = torch.Generator(device=x.device).manual_seed(self.seed)
+        with torch.no_grad():
+            y = self.codec.analysis(pad_to_multiple(x, self.codec.multiple))
+            z = self.codec.hyper_analysis(y)
+        y, z = y.detach().requires_grad_(), z.detach().requires_grad_()
+        optimizer = torch.optim.Adam([y, z], lr=self.lr)
+
+        def check(step, relaxed_loss=None):
+            with torch.no_grad():
+                loss, bits, mse, x_hat, y_hat, z_hat = self._evaluate(x, y, z, size, self._hard, clamp=True)
+            metrics = self._metrics(loss, bits, mse, pixels)
+            history.append({"step": step, "tau": tau, "relaxed_loss": relaxed_loss, **vars(metrics)})
+            return metrics, x_hat, y_hat, z_hat
+
+        history, tau = [], self.schedule(0)
+        base, x_best, y_best, z_best = check(0)
+        best = Metrics(*(list(v) for v in vars(base).values()))
+        best_step = [0] * x.shape[0]
+        bar = None
+        if self.progress and self.iterations:
+            from tqdm import tqdm
+            bar = tqdm(total=self.iterations, desc=f"refine {self.method}", unit="it")
+        for step in range(1, self.iterations + 1):
+            tau = self.schedule(step - 1)
+            loss = self.relaxed_loss(x, y, z, tau, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            optimizer.step()
+            if step % self.check_every == 0 or step == self.iterations:
+                metrics, x_hat, y_hat, z_hat = check(step, loss.tolist())
+                for i, value in enumerate(metrics.loss):
+                    if value < best.loss[i]:
+                        for name, values in vars(best).items():
+                            values[i] = getattr(metrics, name)[i]
+                        best_step[i] = step
+                        x_best[i], y_best[i], z_best[i] = x_hat[i], y_hat[i], z_hat[i]
+                if bar is not None:
+                    bar.set_postfix(true_loss=f"{sum(metrics.loss) / len(metrics.loss):.4f}",
+                                    bpp=f"{sum(metrics.bpp) / len(metrics.bpp):.4f}")
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        return RefinementResult(y_best, z_best, x_best, base, best, best_step, history)

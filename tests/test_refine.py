@@ -1,0 +1,68 @@
+"""LatentRefiner with the bundled model: refinement lowers the true loss, baselines, lambda, padding."""
+import math
+
+import pytest
+import torch
+from refine_fixtures import bundled_codec, sample_crop
+
+from sgaplus.refine import LatentRefiner
+
+
+def refine(x, method="ssl", iterations=40, **kwargs):
+    return LatentRefiner(bundled_codec(), method, iterations=iterations, **kwargs).refine(x)
+
+
+@pytest.mark.parametrize("method,classes", [("ssl", 2), ("atanh", 2), ("linear", 3)])
+def test_refinement_lowers_the_true_loss(method, classes):
+    x = sample_crop(128, top=100, left=180)
+    result = LatentRefiner(bundled_codec(), method, classes, iterations=60).refine(x)
+    assert result.best.loss[0] < 0.99 * result.base.loss[0], (result.base.loss, result.best.loss)
+    assert result.best_step[0] > 0
+    checked = [h["loss"][0] for h in result.history]
+    assert min(checked) == result.best.loss[0] and result.history[0]["step"] == 0
+
+
+def test_base_does_not_refine_and_baselines_run():
+    x = sample_crop(64)
+    base = refine(x, "base")
+    assert base.best.loss == base.base.loss and len(base.history) == 1
+    for method in ("ste", "uniform"):
+        result = refine(x, method, iterations=20)
+        assert math.isfinite(result.best.loss[0]) and len(result.history) == 3
+
+
+def test_higher_lambda_gives_higher_rate_and_quality():
+    """Semi-multi-rate: one model refined toward two points of the RD curve."""
+    x = sample_crop(128, top=200, left=200)
+    low = refine(x, lmbda=0.002, iterations=80)
+    high = refine(x, lmbda=0.03, iterations=80)
+    assert high.best.bpp[0] > low.best.bpp[0]
+    assert high.best.psnr[0] > low.best.psnr[0]
+
+
+def test_batch_refines_each_image_like_alone():
+    """Images in a batch keep their own best latents; the base metrics equal single-image runs."""
+    a, b = sample_crop(64, top=0, left=0), sample_crop(64, top=300, left=300)
+    batch = refine(torch.cat([a, b]), iterations=10)
+    alone = refine(b, iterations=10)
+    assert batch.base.loss[1] == pytest.approx(alone.base.loss[0], rel=1e-5)
+    assert batch.y_hat.shape[0] == 2
+
+
+def test_any_image_size_is_padded_and_cropped_back():
+    x = sample_crop((100, 70))
+    result = refine(x, iterations=10)
+    assert result.x_hat.shape == x.shape
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(method="round"), "unknown method"),
+    (dict(method="atanh", classes=3), "valid methods"),
+    (dict(lmbda=-1.0), "lmbda must be a number > 0"),
+    (dict(iterations=-5), "iterations must be an integer"),
+    (dict(lr=0.0), "lr must be a finite number > 0"),
+    (dict(check_every=0), "check_every"),
+])
+def test_bad_refiner_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LatentRefiner(bundled_codec(), **kwargs)
