@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .config import METHODS
+from .config import METHODS, RoundingConfig
 from .op import sga_round
 from .schedule import TemperatureSchedule
 
@@ -58,9 +58,8 @@ class LatentRefiner:
                  lmbda=None, schedule=None, check_every=10, seed=0, progress=False, backend="auto"):
         if method not in SGA_METHODS + BASELINES:
             raise ValueError(f"unknown method {method!r}; valid: {', '.join(SGA_METHODS + BASELINES)}")
-        if method in SGA_METHODS:  # validate the op's parameters now, not at the first step
-            from .config import RoundingConfig
-            RoundingConfig(method, classes, False, a, r, n)
+        # the op's configuration, validated now rather than at the first step (None for baselines)
+        self.rounding = RoundingConfig(method, classes, False, a, r, n) if method in SGA_METHODS else None
         self.lmbda = codec.lmbda if lmbda is None else lmbda
         if self.lmbda is None or not (isinstance(self.lmbda, (int, float)) and math.isfinite(self.lmbda)
                                       and self.lmbda > 0):
@@ -71,8 +70,7 @@ class LatentRefiner:
             raise ValueError(f"check_every must be an integer > 0, got {check_every!r}")
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-        self.codec, self.method, self.classes = codec, method, classes
-        self.op_params = dict(a=a, r=r, n=n)
+        self.codec, self.method = codec, method
         self.iterations = 0 if method == "base" else iterations
         self.lr, self.check_every, self.seed = lr, check_every, seed
         self.schedule = schedule or TemperatureSchedule()
@@ -87,8 +85,9 @@ class LatentRefiner:
             return rounded if offsets is None else rounded + offsets
         if self.method == "uniform":
             return value + torch.empty_like(value).uniform_(-0.5, 0.5, generator=generator)
-        return sga_round(value, tau, self.method, self.classes, means=offsets, generator=generator,
-                         backend=self.backend, **self.op_params)
+        cfg = self.rounding
+        return sga_round(value, tau, cfg.method, cfg.classes, means=offsets, a=cfg.a, r=cfg.r, n=cfg.n,
+                         generator=generator, backend=self.backend)
 
     @staticmethod
     def _hard(value, offsets):

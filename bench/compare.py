@@ -1,0 +1,273 @@
+"""Re-run the SGA+ paper's comparisons with the package; write CSV/JSON tables and PNG plots.
+
+    python bench/compare.py methods    # all methods at equal budget, curves of true loss vs iteration
+    python bench/compare.py tau        # true loss against tau_max per method (robustness)
+    python bench/compare.py ssl-shape  # true loss across the SSL parameter a
+    python bench/compare.py rd         # RD curves of the bundled models: base, atanh, SSL; BD metrics
+    python bench/compare.py multirate  # one model refined with several lambdas vs the base models' curve
+
+Common options: --images (held-out samples or image files), --crop (centre crop, 0 for whole
+images), --iterations, --device, --out. Results go to OUT/compare-<name>.{json,csv,png}.
+"""
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from sgaplus.bd import bd_psnr, bd_rate
+from sgaplus.checkpoints import bundled_models, load_codec
+from sgaplus.images import EVAL_IMAGES, load_shipped_image, read_rgb
+from sgaplus.refine import LatentRefiner
+from sgaplus.schedule import TemperatureSchedule
+
+METHODS = [("base", 2, None), ("ste", 2, None), ("uniform", 2, None), ("atanh", 2, None), ("linear", 2, None),
+           ("cosine", 2, None), ("ssl", 2, 2.3), ("linear", 3, None), ("cosine", 3, None), ("ssl", 3, 1.4)]
+SGA_METHODS = [("atanh", 2, None), ("linear", 2, None), ("cosine", 2, None), ("ssl", 2, 2.3)]
+
+
+def label(method, classes, a=None):
+    return f"{method}{'-3c' if classes == 3 else ''}{f' a={a:g}' if a is not None and method == 'ssl' else ''}"
+
+
+def load_images(names, crop):
+    """One batch (B, 3, H, W): shipped sample names or files, centre-cropped to crop x crop if crop > 0."""
+    images = []
+    for name in names:
+        x = read_rgb(name) if Path(name).exists() else \
+            torch.from_numpy(load_shipped_image(name)).permute(2, 0, 1).unsqueeze(0).float().div(255)
+        if crop:
+            h, w = x.shape[-2:]
+            top, left = (h - crop) // 2, (w - crop) // 2
+            x = x[..., top:top + crop, left:left + crop]
+        images.append(x)
+    if len({tuple(x.shape) for x in images}) != 1:
+        sys.exit("images differ in size: pass --crop to refine them as one batch")
+    return torch.cat(images)
+
+
+def mean(values):
+    return sum(values) / len(values)
+
+
+def run(codec, x, method, classes=2, a=None, **kwargs):
+    """Refine the batch; averages over images of the best true metrics, and the averaged history."""
+    result = LatentRefiner(codec, method, classes, a=a, **kwargs).refine(x)
+    history = [{"step": h["step"], "loss": mean(h["loss"]), "bpp": mean(h["bpp"]), "psnr": mean(h["psnr"]),
+                "relaxed_loss": None if h["relaxed_loss"] is None else mean(h["relaxed_loss"])}
+               for h in result.history]
+    return {"loss": mean(result.best.loss), "bpp": mean(result.best.bpp), "psnr": mean(result.best.psnr),
+            "base_loss": mean(result.base.loss), "history": history}
+
+
+def write(out, name, rows, meta, plot=None):
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"compare-{name}"
+    flat = [{k: v for k, v in row.items() if k != "history"} for row in rows]
+    path.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
+    with path.with_suffix(".csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(flat[0]))
+        writer.writeheader()
+        writer.writerows(flat)
+    if plot is not None:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig = plot(plt)
+        fig.savefig(path.with_suffix(".png"), dpi=110)
+        plt.close(fig)
+    print(f"wrote {path}.json, .csv" + (", .png" if plot else ""))
+    for row in flat:
+        print("  " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+
+
+def cmd_methods(args, x, meta):
+    codec = codec_on(args, args.quality)
+    rows = []
+    for method, classes, a in tqdm(METHODS, desc="methods"):
+        r = run(codec, x, method, classes, a, iterations=args.iterations, **refine_kwargs(args))
+        rows.append({"method": label(method, classes, a), **r})
+
+    def plot(plt):
+        fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+        for row in rows:
+            if row["method"] == "base":
+                continue
+            h = row["history"]
+            steps = [p["step"] for p in h]
+            style = "--" if "-3c" in row["method"] else "-"
+            axes[0, 0].plot(steps, [p["loss"] for p in h], style, label=row["method"])
+            axes[0, 1].plot(steps[1:], [p["relaxed_loss"] - p["loss"] for p in h[1:]], style, label=row["method"])
+            axes[1, 0].plot(steps, [p["psnr"] for p in h], style, label=row["method"])
+            axes[1, 1].plot(steps, [p["bpp"] for p in h], style, label=row["method"])
+        for ax, title in zip(axes.flat, ("true RD loss", "relaxed minus true loss", "PSNR (dB)", "bpp")):
+            ax.set_title(title)
+            ax.set_xlabel("iteration")
+            ax.grid(alpha=0.3)
+        axes[0, 0].legend(fontsize=7)
+        fig.suptitle(f"methods at equal budget ({meta['images']}, {codec.model_id})")
+        fig.tight_layout()
+        return fig
+
+    write(args.out, "methods", rows, meta, plot)
+
+
+def refine_kwargs(args):
+    return {"check_every": args.check_every}
+
+
+def codec_on(args, quality):
+    return load_codec(quality=quality).to(args.device)
+
+
+def cmd_tau(args, x, meta):
+    codec = codec_on(args, args.quality)
+    taus = (0.2, 0.4, 0.6, 0.8, 1.0)
+    rows = []
+    for method, classes, a in tqdm(SGA_METHODS, desc="tau_max"):
+        for tau_max in taus:
+            r = run(codec, x, method, classes, a, iterations=args.iterations,
+                    schedule=TemperatureSchedule(tau_max=tau_max), **refine_kwargs(args))
+            rows.append({"method": label(method, classes, a), "tau_max": tau_max, **r})
+
+    def plot(plt):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name in dict.fromkeys(r["method"] for r in rows):
+            pts = [(r["tau_max"], r["loss"]) for r in rows if r["method"] == name]
+            ax.plot(*zip(*pts), "o-", label=name)
+        ax.set_xlabel("tau_max")
+        ax.set_ylabel("true RD loss")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        return fig
+
+    write(args.out, "tau", rows, meta, plot)
+
+
+def cmd_ssl_shape(args, x, meta):
+    codec = codec_on(args, args.quality)
+    rows = []
+    for a in tqdm((0.3, 0.6, 1.0, 1.5, 2.3, 3.5, 5.0), desc="ssl a"):
+        rows.append({"a": a, **run(codec, x, "ssl", 2, a, iterations=args.iterations, **refine_kwargs(args))})
+    references = {label(m, c, aa): run(codec, x, m, c, aa, iterations=args.iterations, **refine_kwargs(args))
+                  for m, c, aa in (("linear", 2, None), ("cosine", 2, None), ("atanh", 2, None))}
+
+    def plot(plt):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.semilogx([r["a"] for r in rows], [r["loss"] for r in rows], "o-", label="ssl")
+        for name, r in references.items():
+            ax.axhline(r["loss"], linestyle="--", color={"linear": "C1", "cosine": "C2", "atanh": "C3"}[name],
+                       label=name)
+        ax.set_xlabel("ssl parameter a")
+        ax.set_ylabel("true RD loss")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        return fig
+
+    meta["reference_methods"] = {k: {kk: v[kk] for kk in ("loss", "bpp", "psnr")} for k, v in references.items()}
+    write(args.out, "ssl-shape", rows, meta, plot)
+
+
+def rd_curves(args, x, variants, lmbda_of):
+    """{variant: [(bpp, psnr, quality)]} over the bundled models; lmbda_of(quality) or None for the model's."""
+    curves = {name: [] for name, _ in variants}
+    for quality in tqdm(sorted(bundled_models()), desc="models"):
+        codec = codec_on(args, quality)
+        for name, (method, classes, a) in variants:
+            r = run(codec, x, method, classes, a, iterations=args.iterations, lmbda=lmbda_of(quality),
+                    **refine_kwargs(args))
+            curves[name].append({"quality": quality, "lmbda": codec.lmbda, "bpp": r["bpp"], "psnr": r["psnr"],
+                                 "loss": r["loss"]})
+    return curves
+
+
+def cmd_rd(args, x, meta):
+    variants = [("base", ("base", 2, None)), ("atanh", ("atanh", 2, None)), ("ssl", ("ssl", 2, 2.3))]
+    curves = rd_curves(args, x, variants, lambda q: None)
+    rows = [{"variant": name, **point} for name, points in curves.items() for point in points]
+
+    def bd(test, ref):
+        r, t = curves[ref], curves[test]
+        return {"bd_rate_percent": bd_rate([p["bpp"] for p in r], [p["psnr"] for p in r],
+                                           [p["bpp"] for p in t], [p["psnr"] for p in t]),
+                "bd_psnr_db": bd_psnr([p["bpp"] for p in r], [p["psnr"] for p in r],
+                                      [p["bpp"] for p in t], [p["psnr"] for p in t])}
+
+    meta["bd"] = {"ssl vs atanh": bd("ssl", "atanh"), "ssl vs base": bd("ssl", "base"),
+                  "atanh vs base": bd("atanh", "base")}
+    meta["bd_fit"] = "cubic polynomial (VCEG-M33), log10 rate"
+    print(json.dumps(meta["bd"], indent=1))
+
+    def plot(plt):
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        for name, points in curves.items():
+            ax.plot([p["bpp"] for p in points], [p["psnr"] for p in points], "o-", label=name)
+        ax.set_xlabel("bpp")
+        ax.set_ylabel("PSNR (dB)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.set_title("bundled models: base vs refined")
+        fig.tight_layout()
+        return fig
+
+    write(args.out, "rd", rows, meta, plot)
+
+
+def cmd_multirate(args, x, meta):
+    models = bundled_models()
+    middle = sorted(models)[len(models) // 2]
+    codec = codec_on(args, middle)
+    rows = []
+    for quality in tqdm(sorted(models), desc="lambdas"):
+        lmbda = models[quality]["lmbda"]
+        base = run(codec_on(args, quality), x, "base")
+        refined = run(codec, x, "ssl", 2, 2.3, iterations=args.iterations, lmbda=lmbda, **refine_kwargs(args))
+        rows.append({"lmbda": lmbda, "base_model": quality, "base_bpp": base["bpp"], "base_psnr": base["psnr"],
+                     "refined_model": middle, "refined_bpp": refined["bpp"], "refined_psnr": refined["psnr"]})
+
+    def plot(plt):
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        ax.plot([r["base_bpp"] for r in rows], [r["base_psnr"] for r in rows], "o-", label="base models (one per lambda)")
+        ax.plot([r["refined_bpp"] for r in rows], [r["refined_psnr"] for r in rows], "s--",
+                label=f"model q{middle} refined with each lambda (ssl)")
+        for r in rows:
+            ax.annotate(f"{r['lmbda']:g}", (r["refined_bpp"], r["refined_psnr"]), fontsize=7)
+        ax.set_xlabel("bpp")
+        ax.set_ylabel("PSNR (dB)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        return fig
+
+    write(args.out, "multirate", rows, meta, plot)
+
+
+COMMANDS = {"methods": cmd_methods, "tau": cmd_tau, "ssl-shape": cmd_ssl_shape, "rd": cmd_rd,
+            "multirate": cmd_multirate}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=COMMANDS)
+    parser.add_argument("--images", nargs="+", default=list(EVAL_IMAGES))
+    parser.add_argument("--crop", type=int, default=256)
+    parser.add_argument("--iterations", type=int, default=500)
+    parser.add_argument("--check-every", type=int, default=10)
+    parser.add_argument("--quality", type=int, help="bundled model (default: the middle one)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    x = load_images(args.images, args.crop).to(args.device)
+    meta = {"command": args.command, "images": args.images, "crop": args.crop, "iterations": args.iterations,
+            "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu", "torch": str(torch.__version__), "date": time.strftime("%Y-%m-%d")}
+    COMMANDS[args.command](args, x, meta)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The three ways to compute SGA+ rounding that the benchmarks compare, and how much each keeps for backward."""
+import torch
+
+import sgaplus
+from sgaplus.config import RoundingConfig
+
+CONTENDERS = ("eager", "compile", "fused")
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+KODAK = 192 * 48 * 64  # one Kodak-size latent, 589,824 elements
+SIZES = [KODAK, 4 << 20, 16 << 20, 64 << 20] if DEVICE == "cuda" else [KODAK, 4 << 20]
+TAU = 0.5
+_compiled = {}
+
+
+def rounding_fn(contender, cfg):
+    """y -> y_tilde for a contender: the reference (eager), torch.compile of it, or the fused op."""
+    if contender == "eager":
+        return lambda y: sgaplus.sga_round_reference(y, TAU, cfg)
+    if contender == "compile":
+        if cfg not in _compiled:
+            _compiled[cfg] = torch.compile(lambda y: sgaplus.sga_round_reference(y, TAU, cfg))
+        return _compiled[cfg]
+    return lambda y: sgaplus.sga_round(y, TAU, cfg.method, cfg.classes, a=cfg.a, r=cfg.r, n=cfg.n)
+
+
+def config(name):
+    """'ssl-2' -> RoundingConfig('ssl', 2)."""
+    method, classes = name.rsplit("-", 1)
+    return RoundingConfig(method, int(classes))
+
+
+def synchronize(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def kept_bytes(fn, y):
+    """Bytes the autograd graph keeps between forward and backward (beyond y itself and the output).
+
+    On CUDA: allocator growth across the forward, minus the output. On CPU: the storages that the
+    saved-tensor hooks see, minus y's own (CPU has no allocator statistics).
+    """
+    if y.is_cuda:
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        out = fn(y)
+        torch.cuda.synchronize()
+        return torch.cuda.memory_allocated() - before - out.numel() * out.element_size()
+    storages = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(y)
+    storages.pop(y.untyped_storage().data_ptr(), None)
+    return sum(storages.values())

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# One call on the GPU machine: the CUDA tests, then every benchmark suite; results land in
+# bench/results/ and are copied to $OUT (when set) so they come back to commit.
+#
+# That machine has torch, triton, pytest-benchmark, scikit-image and matplotlib, but no compressai:
+# before the call, fetch its wheels here into .whl/ (ignored by git) and name .whl in `carry`:
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_34_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
+#     -d .whl compressai==1.2.8 pytorch-msssim==1.0.0
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if compgen -G ".whl/*.whl" > /dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site
+fi
+python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . || exit 1
+python3 -c "import torch, triton; print(torch.__version__, triton.__version__, torch.cuda.get_device_name())"
+status=0
+python3 -m pytest -q -m cuda tests 2>&1 | tee bench/results/cuda-tests.log || status=1
+python3 bench/run.py 2>&1 | tee bench/results/bench.log || status=1
+if [ -n "${OUT:-}" ]; then cp bench/results/* "$OUT"/; fi
+exit $status

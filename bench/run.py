@@ -1,0 +1,193 @@
+"""Run the benchmark suites and write bench/results/<device>.{json,md,png}.
+
+    python bench/run.py              # all suites on this machine's device (CUDA if present)
+    python bench/run.py -k "op and ssl-2"   # a subset, as pytest -k selects it
+
+The JSON holds pytest-benchmark's own JSON plus the device name, torch/triton versions and the
+date, the memory each contender keeps for backward, and on a GPU the bandwidth roofline.
+"""
+import argparse
+import datetime
+import json
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+from contenders import CONTENDERS, DEVICE, SIZES, config, kept_bytes, rounding_fn  # noqa: E402
+
+
+def device_name():
+    if DEVICE == "cuda":
+        return torch.cuda.get_device_name()
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return f"CPU {line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
+    return f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+def slug(name):
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
+
+
+def memory_table():
+    """Bytes per element each contender keeps between forward and backward (float32 y)."""
+    rows = []
+    for cfg_name in ("ssl-2", "linear-3"):
+        for contender in CONTENDERS:
+            size = SIZES[-1] if DEVICE == "cuda" else SIZES[0]
+            y = (torch.randn(size, device=DEVICE) * 3).requires_grad_()
+            fn = rounding_fn(contender, config(cfg_name))
+            fn(y)  # compile / warm up first
+            kept = kept_bytes(fn, y)
+            rows.append({"config": cfg_name, "contender": contender, "size": size,
+                         "bytes_per_element": kept / size,
+                         "method": "cuda allocator" if DEVICE == "cuda" else "saved-tensor hooks"})
+    return rows
+
+
+def roofline():
+    """Fused op throughput at the largest size as a fraction of a device-to-device copy's bandwidth."""
+    if DEVICE != "cuda":
+        return None
+    n = SIZES[-1]
+    src = torch.randn(n, device="cuda")
+    dst = torch.empty_like(src)
+
+    def timed(fn, reps=20):
+        fn()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(reps):
+            fn()
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end) / reps / 1e3
+
+    copy_bw = 2 * 4 * n / timed(lambda: dst.copy_(src))
+    result = {"size": n, "copy_GBps": copy_bw / 1e9}
+    from sgaplus.kernels import rounding
+    for cfg_name in ("ssl-2", "linear-3"):
+        cfg = config(cfg_name)
+        y = src * 3
+        grad = torch.randn_like(y)
+        fwd = timed(lambda: rounding.forward(y, None, 0.5, 1, cfg))
+        bwd = timed(lambda: rounding.backward(y, None, grad, 0.5, 1, cfg))
+        result[cfg_name] = {"forward_fraction": 2 * 4 * n / fwd / copy_bw,
+                            "backward_fraction": 3 * 4 * n / bwd / copy_bw,
+                            "forward_GBps": 2 * 4 * n / fwd / 1e9, "backward_GBps": 3 * 4 * n / bwd / 1e9}
+    return result
+
+
+def median_ms(bench):
+    return bench["stats"]["median"] * 1e3
+
+
+def markdown(report):
+    lines = [f"# Benchmarks on {report['device']}", "",
+             f"torch {report['torch']}, triton {report['triton']}, {report['date']}. Median times in ms; "
+             "ratios are eager/fused and compile/fused from the same run.", ""]
+    groups = {}
+    for bench in report["pytest_benchmark"]["benchmarks"]:
+        info = bench["extra_info"]
+        if info.get("suite") in ("op", "methods"):
+            key = (info["suite"], info["config"], info["dtype"], info["passes"], info["size"])
+            groups.setdefault(key, {})[info["contender"]] = median_ms(bench)
+    if groups:
+        lines += ["## Op speed", "", "| suite | config | dtype | pass | elements | eager | compile | fused | "
+                  "fused vs eager | fused vs compile |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for (suite, cfg, dtype, passes, size), t in sorted(groups.items()):
+            ratio = lambda k: f"{t[k] / t['fused']:.2f}x" if k in t and "fused" in t else "-"  # noqa: E731
+            cell = lambda k: f"{t[k]:.3f}" if k in t else "-"  # noqa: E731
+            lines.append(f"| {suite} | {cfg} | {dtype} | {passes} | {size:,} | {cell('eager')} | {cell('compile')} "
+                         f"| {cell('fused')} | {ratio('eager')} | {ratio('compile')} |")
+        lines.append("")
+    steps = {}
+    for bench in report["pytest_benchmark"]["benchmarks"]:
+        info = bench["extra_info"]
+        if info.get("suite") == "refine-step":
+            steps.setdefault(info["batch"], {})[info["contender"]] = median_ms(bench)
+    if steps:
+        lines += ["## One refinement step (768x512 image, bundled model, forward+backward+Adam)", "",
+                  "| batch | eager rounding | fused op | speed-up |", "|---|---|---|---|"]
+        for batch, t in sorted(steps.items()):
+            if "eager" in t and "fused" in t:
+                lines.append(f"| {batch} | {t['eager']:.1f} | {t['fused']:.1f} | {t['eager'] / t['fused']:.2f}x |")
+        lines.append("")
+    if report.get("memory"):
+        lines += ["## Memory kept for backward (float32 y)", "", "| config | contender | elements | bytes/element |",
+                  "|---|---|---|---|"]
+        for row in report["memory"]:
+            lines.append(f"| {row['config']} | {row['contender']} | {row['size']:,} | {row['bytes_per_element']:.2f} |")
+        lines.append(f"\nMeasured with {report['memory'][0]['method']}.\n")
+    if report.get("roofline"):
+        r = report["roofline"]
+        lines += ["## Bandwidth roofline", "", f"Device-to-device copy: {r['copy_GBps']:.0f} GB/s at "
+                  f"{r['size']:,} elements.", "", "| config | forward | backward |", "|---|---|---|"]
+        for cfg in ("ssl-2", "linear-3"):
+            lines.append(f"| {cfg} | {100 * r[cfg]['forward_fraction']:.0f}% | {100 * r[cfg]['backward_fraction']:.0f}% |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(report, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    series = {}
+    for bench in report["pytest_benchmark"]["benchmarks"]:
+        info = bench["extra_info"]
+        if info.get("suite") == "op" and info["passes"] == "fwd+bwd":
+            series.setdefault((info["config"], info["dtype"]), {}).setdefault(info["contender"], []).append(
+                (info["size"], median_ms(bench)))
+    if not series:
+        return False
+    fig, axes = plt.subplots(1, len(series), figsize=(4.5 * len(series), 3.8), squeeze=False)
+    for ax, ((cfg, dtype), contenders) in zip(axes[0], sorted(series.items())):
+        for contender, points in sorted(contenders.items()):
+            points.sort()
+            ax.loglog([p[0] for p in points], [p[1] for p in points], "o-", label=contender)
+        ax.set_title(f"{cfg} {dtype} forward+backward")
+        ax.set_xlabel("elements")
+        ax.set_ylabel("median time (ms)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.suptitle(report["device"])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-k", default=None, help="pytest -k expression selecting benchmarks")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.json"
+        cmd = [sys.executable, "-m", "pytest", str(HERE), "-q", "-p", "no:cacheprovider", "--benchmark-only",
+               f"--benchmark-json={raw}", "-o", "testpaths=bench"] + (["-k", args.k] if args.k else [])
+        if subprocess.run(cmd, cwd=HERE.parent).returncode != 0:
+            sys.exit("benchmarks failed")
+        benchmarks = json.loads(raw.read_text())
+    import triton
+    name = device_name()
+    report = {"device": name, "torch": str(torch.__version__), "triton": triton.__version__,
+              "date": datetime.date.today().isoformat(), "memory": memory_table(), "roofline": roofline(),
+              "pytest_benchmark": benchmarks}
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / slug(name)
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    stem.with_suffix(".md").write_text(markdown(report))
+    plotted = plot(report, stem.with_suffix(".png"))
+    print(f"wrote {stem}.json, {stem}.md" + (f", {stem}.png" if plotted else ""))
+
+
+if __name__ == "__main__":
+    main()
