@@ -1,6 +1,7 @@
-"""sga_round: the fused SGA+ rounding op, its autograd Function, input checks and backend dispatch."""
+"""sga_round: the fused SGA+ rounding op as a registered torch.library op with autograd; input checks and dispatch."""
 import math
 import os
+from typing import List, Optional
 
 import torch
 
@@ -12,9 +13,9 @@ TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def draw_seed(generator=None):
-    """The noise seed of one call: drawn from `generator` (default: torch's global generator)."""
-    device = generator.device if generator is not None else "cpu"
-    return int(torch.randint(0, 2 ** 31 - 1, (), generator=generator, device=device))
+    """The noise seed of one call, a 0-d int64 CPU tensor drawn from `generator` (default: torch's global one)."""
+    device = "cpu" if generator is None else generator.device
+    return torch.randint(0, 2 ** 31 - 1, (), generator=generator, device=device).cpu()
 
 
 def triton_available_for(tensor):
@@ -22,34 +23,26 @@ def triton_available_for(tensor):
     return tensor.is_cuda or (tensor.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1")
 
 
-def _backend_module(y, backend):
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
-    if backend == "auto":
-        backend = "triton" if y.is_cuda and y.dtype in TRITON_DTYPES else "torch"
-    if backend == "torch":
-        return cpu
-    if not triton_available_for(y):
-        raise ValueError(f"backend='triton' needs a CUDA tensor (or TRITON_INTERPRET=1 to run the kernels on "
-                         f"CPU through the Triton interpreter); y is on {y.device}")
-    if y.dtype not in TRITON_DTYPES:
-        raise TypeError(f"backend='triton' supports float32, float16 and bfloat16, got {y.dtype}")
-    from .kernels import rounding  # Triton is imported only when it is used
-    return rounding
-
-
 def validate_tau(tau):
+    """tau as a float > 0 (a one-element tensor is read)."""
     if isinstance(tau, torch.Tensor):
-        if tau.numel() != 1:
-            raise ValueError(f"tau must be a number or a one-element tensor, got shape {tuple(tau.shape)}")
-        if tau.requires_grad:
-            raise ValueError("tau is a hyperparameter: the op carries no gradient to it (detach it)")
-        tau = tau.item()
+        tau = _tau_tensor(tau).item()
     if isinstance(tau, bool) or not isinstance(tau, (int, float)):
         raise TypeError(f"tau must be a float or a one-element tensor, got {type(tau).__name__}")
     if not math.isfinite(tau) or tau <= 0:
         raise ValueError(f"tau must be finite and > 0, got {tau!r}")
     return float(tau)
+
+
+def _tau_tensor(tau):
+    """Shape and gradient checks of a tensor tau, which needs no reading (so no graph break when compiled)."""
+    if tau.numel() != 1:
+        raise ValueError(f"tau must be a number or a one-element tensor, got shape {tuple(tau.shape)}")
+    if tau.requires_grad:
+        raise ValueError("tau is a hyperparameter: the op carries no gradient to it (detach it)")
+    if not tau.is_floating_point():
+        raise TypeError(f"tau must be a floating-point tensor, got {tau.dtype}")
+    return tau.reshape(())
 
 
 def _check_inputs(y, means):
@@ -74,22 +67,78 @@ def _check_inputs(y, means):
     return means.expand(y.shape)  # a view: autograd sums its gradient back to means' shape
 
 
-class SGARoundFunction(torch.autograd.Function):
-    """Forward and backward through a backend module; saves y and means, never noise or weights."""
+def _resolve_backend(y, backend):
+    """The backend name that will run y: 'triton' or 'torch'."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    if backend == "auto":
+        return "triton" if y.is_cuda and y.dtype in TRITON_DTYPES else "torch"
+    if backend == "triton":
+        if not triton_available_for(y):
+            raise ValueError(f"backend='triton' needs a CUDA tensor (or TRITON_INTERPRET=1 to run the kernels on "
+                             f"CPU through the Triton interpreter); y is on {y.device}")
+        if y.dtype not in TRITON_DTYPES:
+            raise TypeError(f"backend='triton' supports float32, float16 and bfloat16, got {y.dtype}")
+    return backend
 
-    @staticmethod
-    def forward(ctx, y, means, tau, seed, cfg, backend):
-        ctx.save_for_backward(y, means)
-        ctx.tau, ctx.seed, ctx.cfg, ctx.backend = tau, seed, cfg, backend
-        return backend.forward(y.contiguous(), None if means is None else means.contiguous(), tau, seed, cfg)
 
-    @staticmethod
-    def backward(ctx, grad_out):
-        y, means = ctx.saved_tensors
-        grad_y, grad_means = ctx.backend.backward(
-            y.contiguous(), None if means is None else means.contiguous(), grad_out.contiguous(), ctx.tau,
-            ctx.seed, ctx.cfg)
-        return grad_y, grad_means, None, None, None, None
+def _backend_module(name):
+    if name == "torch":
+        return cpu
+    from .kernels import rounding  # Triton is imported only when it is used
+    return rounding
+
+
+def _contiguous(t):
+    return None if t is None else t.contiguous()
+
+
+# The op is registered with torch.library so torch.compile(fullgraph=True) traces through it as one
+# opaque node; its autograd formula saves y and means only (and the 0-d seed and tau). The seed is an
+# int64 CPU tensor drawn inside the traced code, so every call of a compiled function draws fresh noise.
+@torch.library.custom_op("sgaplus::sga_round_forward", mutates_args=())
+def _forward_op(y: torch.Tensor, means: Optional[torch.Tensor], seed: torch.Tensor, tau: torch.Tensor, method: str,
+                classes: int, hard: bool, a: Optional[float], r: Optional[float], n: Optional[float],
+                backend: str) -> torch.Tensor:
+    cfg = RoundingConfig(method, classes, hard, a, r, n)
+    return _backend_module(backend).forward(y.contiguous(), _contiguous(means), validate_tau(tau), int(seed), cfg)
+
+
+@_forward_op.register_fake
+def _(y, means, seed, tau, method, classes, hard, a, r, n, backend):
+    return torch.empty(y.shape, dtype=y.dtype, device=y.device)
+
+
+@torch.library.custom_op("sgaplus::sga_round_backward", mutates_args=())
+def _backward_op(grad_out: torch.Tensor, y: torch.Tensor, means: Optional[torch.Tensor], seed: torch.Tensor,
+                 tau: torch.Tensor, method: str, classes: int, a: Optional[float], r: Optional[float], n: Optional[float],
+                 backend: str) -> List[torch.Tensor]:
+    """[grad_y, grad_means] (grad_means has no elements when means is None)."""
+    cfg = RoundingConfig(method, classes, False, a, r, n)
+    grad_y, grad_means = _backend_module(backend).backward(y.contiguous(), _contiguous(means),
+                                                           grad_out.contiguous(), validate_tau(tau), int(seed), cfg)
+    return [grad_y, grad_y.new_empty(0) if grad_means is None else grad_means]
+
+
+@_backward_op.register_fake
+def _(grad_out, y, means, seed, tau, method, classes, a, r, n, backend):
+    grad_means = y.new_empty(0) if means is None else torch.empty(means.shape, dtype=means.dtype, device=means.device)
+    return [torch.empty(y.shape, dtype=y.dtype, device=y.device), grad_means]
+
+
+def _setup_context(ctx, inputs, output):
+    y, means, seed, tau, method, classes, hard, a, r, n, backend = inputs
+    ctx.save_for_backward(y, means, seed, tau)
+    ctx.params = (method, classes, a, r, n, backend)
+
+
+def _backward(ctx, grad_out):
+    y, means, seed, tau = ctx.saved_tensors
+    grad_y, grad_means = _backward_op(grad_out, y, means, seed, tau, *ctx.params)
+    return grad_y, (None if means is None else grad_means), None, None, None, None, None, None, None, None, None
+
+
+torch.library.register_autograd("sgaplus::sga_round_forward", _backward, setup_context=_setup_context)
 
 
 def sga_round(y, tau, method="ssl", classes=2, *, means=None, hard=False, a=None, r=None, n=None,
@@ -98,7 +147,8 @@ def sga_round(y, tau, method="ssl", classes=2, *, means=None, hard=False, a=None
 
     Args:
         y: floating-point tensor of any shape (float32, float16, bfloat16; float64 on the torch backend).
-        tau: temperature > 0, a float or a one-element tensor (no gradient flows to it).
+        tau: temperature > 0, a float or a one-element tensor (no gradient flows to it). Inside
+            torch.compile pass a tensor: a Python float is a constant there, and a new value recompiles.
         method: "atanh", "linear", "cosine" or "ssl" for classes=2; "linear", "cosine" or "ssl" for 3.
         classes: 2 (floor/ceil) or 3 (round(v) - 1, round(v), round(v) + 1).
         means: optional tensor broadcastable to y; y - means is rounded and means added back.
@@ -110,7 +160,9 @@ def sga_round(y, tau, method="ssl", classes=2, *, means=None, hard=False, a=None
         A tensor of y's shape and dtype.
     """
     cfg = RoundingConfig(method=method, classes=classes, hard=hard, a=a, r=r, n=n)
-    tau = validate_tau(tau)
+    # a tensor tau is read inside the op (its value checked there), so compiled code can vary it freely
+    tau = _tau_tensor(tau) if isinstance(tau, torch.Tensor) else torch.tensor(validate_tau(tau), dtype=torch.float64)
     means = _check_inputs(y, means)
-    module = _backend_module(y, backend)
-    return SGARoundFunction.apply(y, means, tau, draw_seed(generator), cfg, module)
+    backend = _resolve_backend(y, backend)
+    return _forward_op(y, means, draw_seed(generator), tau, cfg.method, cfg.classes, cfg.hard, cfg.a, cfg.r, cfg.n,
+                       backend)

@@ -23,7 +23,7 @@ def test_kernels_match_reference_at_scale(classes, method, hard, dtype, fwd_tol,
     out = sgaplus.sga_round(y, 0.5, method, classes, means=means, hard=hard,
                             generator=torch.Generator().manual_seed(1))
     grads = torch.autograd.grad(out, (y, means), grad_out)
-    noise = backend_noise("triton", draw_seed(torch.Generator().manual_seed(1)), y.numel(), classes, "cuda")
+    noise = backend_noise("triton", int(draw_seed(torch.Generator().manual_seed(1))), y.numel(), classes, "cuda")
     ref_in = [t.detach().double().requires_grad_() for t in (y, means)]
     ref = sgaplus.sga_round_reference(ref_in[0], 0.5, RoundingConfig(method, classes, hard), means=ref_in[1],
                                       noise=noise.view(*shape, classes).double())

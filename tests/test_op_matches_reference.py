@@ -23,7 +23,7 @@ def run_both(backend, device, classes, method, hard, with_means, dtype, shape=(5
                             generator=torch.Generator().manual_seed(3), backend=backend)
     grads = torch.autograd.grad(out, inputs, grad_out)
 
-    seed = draw_seed(torch.Generator().manual_seed(3))
+    seed = int(draw_seed(torch.Generator().manual_seed(3)))
     noise = backend_noise(backend, seed, y.numel(), classes, device).view(*shape, classes)
     ref_inputs = [t.detach().double().requires_grad_() for t in inputs]
     cfg = RoundingConfig(method, classes, hard)
@@ -56,7 +56,7 @@ def test_backward_regenerates_the_forward_noise(backend):
     y = (torch.randn(300) * 3).to(device).requires_grad_()
     out = sgaplus.sga_round(y, 0.7, "ssl", generator=torch.Generator().manual_seed(11), backend=backend)
     (grad,) = torch.autograd.grad(out.sum(), y)
-    seed = draw_seed(torch.Generator().manual_seed(11))
+    seed = int(draw_seed(torch.Generator().manual_seed(11)))
     grads = {}
     for name, noise_seed in (("same", seed), ("other", seed + 1)):
         y_ref = y.detach().double().requires_grad_()

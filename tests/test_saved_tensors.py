@@ -1,4 +1,5 @@
-"""The autograd graph of the fused op keeps y (and means) only: no noise, logits or weights."""
+"""The autograd graph of the fused op keeps y (and means) plus two 0-d scalars (noise seed, tau): no noise,
+logits or weights."""
 import pytest
 import torch
 from helpers import CONFIGS, KERNEL_DEVICE
@@ -20,6 +21,10 @@ def saved_by(fn):
     return out, saved
 
 
+def are_seed_and_tau(seed, tau):
+    return seed.dim() == 0 and seed.dtype == torch.int64 and tau.dim() == 0 and tau.is_floating_point()
+
+
 @pytest.mark.parametrize("backend", ["triton", "torch"])
 @pytest.mark.parametrize("classes,method", CONFIGS)
 def test_fused_op_saves_only_its_inputs(backend, classes, method):
@@ -28,7 +33,7 @@ def test_fused_op_saves_only_its_inputs(backend, classes, method):
     means = torch.randn(8, 16, device=device).requires_grad_()
     out, saved = saved_by(lambda: sgaplus.sga_round(y, 0.5, method, classes, means=means, backend=backend))
     assert [t is y for t in saved].count(True) == 1 and [t is means for t in saved].count(True) == 1
-    assert len(saved) == 2
+    assert len(saved) == 4 and are_seed_and_tau(*saved[2:])
     out.sum().backward()  # and the backward still works from them alone
     assert torch.isfinite(y.grad).all() and torch.isfinite(means.grad).all()
 
@@ -36,7 +41,7 @@ def test_fused_op_saves_only_its_inputs(backend, classes, method):
 def test_without_means_only_y_is_saved():
     y = torch.randn(100).requires_grad_()
     _, saved = saved_by(lambda: sgaplus.sga_round(y, 0.5))
-    assert len(saved) == 1 and saved[0] is y
+    assert len(saved) == 3 and saved[0] is y and are_seed_and_tau(*saved[1:])
 
 
 def test_reference_saves_far_more():

@@ -37,6 +37,8 @@ def test_bad_parameters(kwargs, error, message):
     (math.nan, ValueError, "tau must be finite and > 0"),
     (math.inf, ValueError, "tau must be finite and > 0"),
     (torch.tensor([0.5, 0.4]), ValueError, "one-element tensor"),
+    (torch.tensor(-1.0), ValueError, "tau must be finite and > 0"),
+    (torch.tensor(3), TypeError, "floating-point tensor"),
     (torch.tensor(0.5, requires_grad=True), ValueError, "no gradient"),
     ("0.5", TypeError, "tau must be a float"),
 ])
