@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from . import distributed
 from .bitstream import BitstreamError, decode, encode
 from .checkpoints import ARCHITECTURES, CheckpointError, codec_for_id, load_codec
 from .images import EVAL_IMAGES, ImageError, load_shipped_image, read_rgb, write_atomic, write_png
@@ -18,6 +19,13 @@ from .schedule import TemperatureSchedule
 
 USER_ERRORS = (ImageError, CheckpointError, BitstreamError, FileExistsError, ValueError, OSError)
 FIELDS = ("loss", "bpp", "psnr")
+
+
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
 
 
 def _add_model_args(parser):
@@ -71,23 +79,27 @@ def _table(rows):
     return "\n".join(lines)
 
 
-def _refine_batches(images, codec, refiner, device):
-    """Refine images grouped by size; yields (name, tensor, result row for the metrics, bitstream bytes)."""
+def make_batches(images, batch_size):
+    """Same-size images in input order, in chunks of at most batch_size; each chunk refines as one batch."""
     groups = defaultdict(list)
-    for name, x in images:
-        groups[tuple(x.shape[-2:])].append((name, x))
-    for size, group in groups.items():
-        batch = torch.cat([x for _, x in group]).to(device)
-        result = refiner.refine(batch)
-        streams = encode(codec, result.y_hat, result.z_hat, size)
-        for i, (name, _) in enumerate(group):
-            row = {"image": name, "height": size[0], "width": size[1], "base": result.base.row(i),
-                   "refined": result.best.row(i), "best_step": result.best_step[i], "file_bytes": len(streams[i]),
-                   "file_bpp": 8 * len(streams[i]) / (size[0] * size[1])}
-            yield name, row, streams[i], result.x_hat[i:i + 1]
+    for index, (name, x) in enumerate(images):
+        groups[tuple(x.shape[-2:])].append((index, name, x))
+    return [group[i:i + batch_size] for group in groups.values() for i in range(0, len(group), batch_size)]
+
+
+def refine_batch(batch, codec, refiner, device, seed):
+    """Refine one batch; a (input index, metrics row, bitstream bytes) per image."""
+    size = tuple(batch[0][2].shape[-2:])
+    result = refiner.refine(torch.cat([x for _, _, x in batch]).to(device), seed=seed)
+    streams = encode(codec, result.y_hat, result.z_hat, size)
+    return [(index, {"image": name, "height": size[0], "width": size[1], "base": result.base.row(i),
+                     "refined": result.best.row(i), "best_step": result.best_step[i], "file_bytes": len(streams[i]),
+                     "file_bpp": 8 * len(streams[i]) / (size[0] * size[1])}, streams[i])
+            for i, (index, name, _) in enumerate(batch)]
 
 
 def cmd_refine(args):
+    """Refine, write outputs; under torchrun each rank takes every world-th batch and rank 0 reports."""
     sources = [Path(p) for p in args.images]
     stems = [p.stem for p in sources]
     if len(set(stems)) != len(stems):
@@ -97,19 +109,27 @@ def cmd_refine(args):
                                                                                  out / "metrics.csv"]
     _refuse_overwrite(targets, args.force)
     images = [(str(p), read_rgb(p)) for p in sources]  # every input checked before any work
-    codec = load_codec(args.model, args.quality, args.checkpoint).to(args.device)
+    rank, world, device = distributed.setup(args.device)
+    codec = load_codec(args.model, args.quality, args.checkpoint).to(device)
     refiner = _refiner(args, codec)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for name, row, stream, _ in _refine_batches(images, codec, refiner, args.device):
-        stem = Path(name).stem
-        write_atomic(out / f"{stem}.bin", stream)
-        x_hat, _ = decode(stream, lambda model_id: codec)  # the PNG is what the decoder reads back
-        write_png(out / f"{stem}.png", x_hat)
-        rows.append(row)
-    _write_metrics(out, rows, codec, refiner, args)
-    print(_table(rows))
-    print(f"wrote {len(rows)} bitstreams, reconstructions and metrics to {out}")
+    batches = make_batches(images, args.batch_size)
+    for number in range(rank, len(batches), world):  # a batch's seed follows its place, not its rank
+        for index, row, stream in refine_batch(batches[number], codec, refiner, device, args.seed + number):
+            stem = Path(row["image"]).stem
+            write_atomic(out / f"{stem}.bin", stream)
+            x_hat, _ = decode(stream, lambda model_id: codec)  # the PNG is what the decoder reads back
+            write_png(out / f"{stem}.png", x_hat)
+            rows.append((index, row))
+    rows = distributed.gather(rows, world)
+    distributed.finish(world)
+    if rank == 0:
+        rows = [row for _, row in sorted(rows, key=lambda item: item[0])]
+        _write_metrics(out, rows, codec, refiner, args)
+        print(_table(rows))
+        print(f"wrote {len(rows)} bitstreams, reconstructions and metrics to {out}"
+              + (f" ({world} processes)" if world > 1 else ""))
     return 0
 
 
@@ -146,7 +166,7 @@ def cmd_demo(args):
     codec = load_codec(quality=args.quality).to(args.device)
     refiner = _refiner(args, codec)
     start = time.time()
-    [(_, row, stream, _)] = list(_refine_batches([(args.image, x)], codec, refiner, args.device))
+    [(_, row, stream)] = refine_batch([(0, args.image, x)], codec, refiner, args.device, args.seed)
     print(f"{args.image} {args.crop}x{args.crop} crop, model {codec.model_id} (lambda {refiner.lmbda}), "
           f"{args.method} for {args.iterations} iterations in {time.time() - start:.1f} s on {args.device}")
     print(_table([row]))
@@ -163,6 +183,7 @@ def build_parser():
     refine.add_argument("images", nargs="+", metavar="IMAGE")
     refine.add_argument("--out", default="sgaplus_out", help="output folder (default: sgaplus_out)")
     refine.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    refine.add_argument("--batch-size", type=positive_int, default=8, help="same-size images refined together")
     _add_model_args(refine)
     _add_refine_args(refine)
     refine.set_defaults(func=cmd_refine)

@@ -117,12 +117,12 @@ class LatentRefiner:
         psnr = [10 * math.log10(1 / max(m, 1e-12)) for m in mse.tolist()]
         return Metrics(loss.tolist(), (bits / pixels).tolist(), psnr, mse.tolist())
 
-    def refine(self, x):
-        """Refine the latents of x, a (B, 3, H, W) batch in [0, 1] of same-size images."""
+    def refine(self, x, seed=None):
+        """Refine the latents of x, a (B, 3, H, W) batch in [0, 1] of same-size images (noise seed: self.seed)."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be a (B, 3, H, W) image batch, got shape {tuple(x.shape)}")
         size, pixels = x.shape[-2:], x.shape[-2] * x.shape[-1]
-        generator = torch.Generator(device=x.device).manual_seed(self.seed)
+        generator = torch.Generator(device=x.device).manual_seed(self.seed if seed is None else seed)
         with torch.no_grad():
             y = self.codec.analysis(pad_to_multiple(x, self.codec.multiple))
             z = self.codec.hyper_analysis(y)
