@@ -64,6 +64,15 @@ def run(codec, x, method, classes=2, a=None, **kwargs):
             "base_loss": mean(result.base.loss), "history": history}
 
 
+def finish_axes(fig, ax, xlabel, ylabel, legend_size=None):
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)
+    fig.tight_layout()
+    return fig
+
+
 def write(out, name, rows, meta, plot=None):
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"compare-{name}"
@@ -139,12 +148,7 @@ def cmd_tau(args, x, meta):
         for name in dict.fromkeys(r["method"] for r in rows):
             pts = [(r["tau_max"], r["loss"]) for r in rows if r["method"] == name]
             ax.plot(*zip(*pts), "o-", label=name)
-        ax.set_xlabel("tau_max")
-        ax.set_ylabel("true RD loss")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        return fig
+        return finish_axes(fig, ax, "tau_max", "true RD loss")
 
     write(args.out, "tau", rows, meta, plot)
 
@@ -163,12 +167,7 @@ def cmd_ssl_shape(args, x, meta):
         for name, r in references.items():
             ax.axhline(r["loss"], linestyle="--", color={"linear": "C1", "cosine": "C2", "atanh": "C3"}[name],
                        label=name)
-        ax.set_xlabel("ssl parameter a")
-        ax.set_ylabel("true RD loss")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        return fig
+        return finish_axes(fig, ax, "ssl parameter a", "true RD loss")
 
     meta["reference_methods"] = {k: {kk: v[kk] for kk in ("loss", "bpp", "psnr")} for k, v in references.items()}
     write(args.out, "ssl-shape", rows, meta, plot)
@@ -208,13 +207,8 @@ def cmd_rd(args, x, meta):
         fig, ax = plt.subplots(figsize=(6, 4.5))
         for name, points in curves.items():
             ax.plot([p["bpp"] for p in points], [p["psnr"] for p in points], "o-", label=name)
-        ax.set_xlabel("bpp")
-        ax.set_ylabel("PSNR (dB)")
-        ax.grid(alpha=0.3)
-        ax.legend()
         ax.set_title("bundled models: base vs refined")
-        fig.tight_layout()
-        return fig
+        return finish_axes(fig, ax, "bpp", "PSNR (dB)")
 
     write(args.out, "rd", rows, meta, plot)
 
@@ -238,12 +232,7 @@ def cmd_multirate(args, x, meta):
                 label=f"model q{middle} refined with each lambda (ssl)")
         for r in rows:
             ax.annotate(f"{r['lmbda']:g}", (r["refined_bpp"], r["refined_psnr"]), fontsize=7)
-        ax.set_xlabel("bpp")
-        ax.set_ylabel("PSNR (dB)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        return fig
+        return finish_axes(fig, ax, "bpp", "PSNR (dB)", legend_size=8)
 
     write(args.out, "multirate", rows, meta, plot)
 

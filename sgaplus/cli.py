@@ -5,6 +5,7 @@ import io
 import json
 import sys
 import time
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -203,6 +204,7 @@ def build_parser():
 
 
 def main(argv=None):
+    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated")  # raised inside compressai
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
