@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from refine_fixtures import sample_crop
 from test_cli import save_png
 
@@ -25,4 +26,8 @@ def test_two_processes_give_the_single_process_outputs(tmp_path):
         assert (tmp_path / "multi" / f"{stem}.bin").read_bytes() == (tmp_path / "single" / f"{stem}.bin").read_bytes()
     single = json.loads((tmp_path / "single" / "metrics.json").read_text())
     multi = json.loads((tmp_path / "multi" / "metrics.json").read_text())
-    assert multi["images"] == single["images"]
+    # metrics agree to float precision (thread counts differ between the runs, so the last bits may)
+    for m, s in zip(multi["images"], single["images"]):
+        assert m["image"] == s["image"] and m["file_bytes"] == s["file_bytes"] and m["best_step"] == s["best_step"]
+        for key in ("base", "refined"):
+            assert m[key] == pytest.approx(s[key], rel=1e-5)
