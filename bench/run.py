@@ -122,7 +122,9 @@ def markdown(report):
                 lines.append(f"| {batch} | {t['eager']:.1f} | {t['fused']:.1f} | {t['eager'] / t['fused']:.2f}x |")
         lines.append("")
     if report.get("memory"):
-        lines += ["## Memory kept for backward (float32 y)", "", "| config | contender | elements | bytes/element |",
+        lines += ["## Memory kept for backward (float32 y)", "", "Bytes per element the autograd graph keeps "
+                  "besides y itself (every contender also keeps y: 4 bytes/element).", "",
+                  "| config | contender | elements | bytes/element beyond y |",
                   "|---|---|---|---|"]
         for row in report["memory"]:
             lines.append(f"| {row['config']} | {row['contender']} | {row['size']:,} | {row['bytes_per_element']:.2f} |")

@@ -20,62 +20,72 @@ def _compute_dtype(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _two_class_score(d, cfg):
-    """s(d) and ds/dd of SPEC's two-class table, d already clamped to [-1+eps, 1-eps]."""
+def _two_class_score(d, cfg, with_grad):
+    """s(d) and ds/dd (None unless with_grad) of SPEC's two-class table, d clamped to [-1+eps, 1-eps]."""
     if cfg.method == "atanh":
-        return -torch.atanh(d), -1 / (1 - d * d)
+        return -torch.atanh(d), (-1 / (1 - d * d) if with_grad else None)
     if cfg.method == "linear":
-        return torch.log1p(-d), -1 / (1 - d)
+        return torch.log1p(-d), (-1 / (1 - d) if with_grad else None)
     if cfg.method == "cosine":
         q = (1 - 1e-7) * torch.cos(HALF_PI * d) ** 2 + 1e-7
-        return torch.log(q), -(1 - 1e-7) * HALF_PI * torch.sin(math.pi * d) / q
-    inside = (d >= cfg.eps) & (d <= 1 - cfg.eps)
+        return torch.log(q), (-(1 - 1e-7) * HALF_PI * torch.sin(math.pi * d) / q if with_grad else None)
     dc = d.clamp(cfg.eps, 1 - cfg.eps)
     t = cfg.a * torch.logit(dc)
+    if not with_grad:
+        return torch.nn.functional.logsigmoid(-t), None
+    inside = (d >= cfg.eps) & (d <= 1 - cfg.eps)
     ds = torch.where(inside, -cfg.a * torch.sigmoid(t) / (dc * (1 - dc)), 0.0)
     return torch.nn.functional.logsigmoid(-t), ds
 
 
-def _three_class_score(delta, cfg):
-    """s(delta) and ds/ddelta of SPEC's three-class table."""
+def _three_class_score(delta, cfg, with_grad):
+    """s(delta) and ds/ddelta (None unless with_grad) of SPEC's three-class table."""
     if cfg.method == "linear":
         x = 1 - cfg.r * delta.abs()
         xm = x.clamp(min=1e-6)
-        return cfg.n * torch.log(xm), torch.where(x >= 1e-6, -cfg.n * cfg.r * delta.sign() / xm, 0.0)
+        s = cfg.n * torch.log(xm)
+        return s, (torch.where(x >= 1e-6, -cfg.n * cfg.r * delta.sign() / xm, 0.0) if with_grad else None)
     if cfg.method == "cosine":
         rd = cfg.r * delta
         q = rd.clamp(-1, 1)
         c = torch.cos(HALF_PI * q)
         cm = c.clamp(min=0)
         p = cm ** cfg.n + 1e-7
+        if not with_grad:
+            return torch.log(p), None
         dp = cfg.n * cm ** (cfg.n - 1) * -torch.sin(HALF_PI * q) * HALF_PI * cfg.r
         return torch.log(p), torch.where((rd >= -1) & (rd <= 1) & (c >= 0), dp / p, 0.0)
     xr = (cfg.r * delta / 1.5).abs()
     x = xr.clamp(1e-6, 1 - 1e-6)
     t = cfg.a * torch.logit(x)
     sg = torch.sigmoid(-t)
+    s = cfg.n * torch.log(sg.clamp(min=1e-6))
+    if not with_grad:
+        return s, None
     inside = (xr >= 1e-6) & (xr <= 1 - 1e-6) & (sg >= 1e-6)
     ds = torch.where(inside, -cfg.n * cfg.a * torch.sigmoid(t) / (x * (1 - x)) * delta.sign() * (cfg.r / 1.5), 0.0)
-    return cfg.n * torch.log(sg.clamp(min=1e-6)), ds
+    return s, ds
 
 
-def _two_class(v, noise, tau, cfg):
-    """Classes, Gumbel-softmax inputs z_k and their derivatives dz_k/dv for two classes."""
+def _two_class(v, noise, tau, cfg, with_grad=False):
+    """Classes, Gumbel-softmax inputs z_k and (with_grad) their derivatives dz_k/dv for two classes."""
     lo, hi = torch.floor(v), torch.ceil(v)
     d_raw = torch.stack([v - lo, hi - v])
     d = d_raw.clamp(-1 + cfg.eps, 1 - cfg.eps)
-    s, ds = _two_class_score(d, cfg)
-    z = (s / tau + noise.T) / tau
+    s, ds = _two_class_score(d, cfg, with_grad)
+    z = s.div_(tau).add_(noise.T).div_(tau)
+    if not with_grad:
+        return lo, hi, z, None
     sign = torch.tensor([1.0, -1.0], dtype=v.dtype, device=v.device).view(2, 1)
     dz = torch.where((d_raw >= -1 + cfg.eps) & (d_raw <= 1 - cfg.eps), ds * sign, 0.0) / (tau * tau)
     return lo, hi, z, dz
 
 
-def _three_class(v, noise, tau, cfg):
+def _three_class(v, noise, tau, cfg, with_grad=False):
     c = torch.round(v)
     offsets = torch.tensor([1.0, 0.0, -1.0], dtype=v.dtype, device=v.device).view(3, 1)
-    s, ds = _three_class_score(v - c + offsets, cfg)
-    return c, (s / tau + noise.T) / tau, ds / (tau * tau)
+    s, ds = _three_class_score(v - c + offsets, cfg, with_grad)
+    return c, s.div_(tau).add_(noise.T).div_(tau), (ds / (tau * tau) if with_grad else None)
 
 
 def _chunks(y, means, seed, classes):
@@ -126,11 +136,11 @@ def backward(y, means, grad_out, tau, seed, cfg):
     flat_grad_out = grad_out.reshape(-1)
     for part, v, noise in _chunks(y, means, seed, cfg.classes):
         if cfg.classes == 2:
-            lo, hi, z, dz = _two_class(v, noise, tau, cfg)
+            lo, hi, z, dz = _two_class(v, noise, tau, cfg, with_grad=True)
             w_up = torch.sigmoid(z[1] - z[0])
             dv = (hi - lo) * w_up * (1 - w_up) * (dz[1] - dz[0])
         else:
-            _, z, dz = _three_class(v, noise, tau, cfg)
+            _, z, dz = _three_class(v, noise, tau, cfg, with_grad=True)
             w = torch.softmax(z, dim=0)
             offsets = torch.tensor([-1.0, 0.0, 1.0], dtype=v.dtype, device=v.device).view(3, 1)
             dv = (w * (offsets - (w[2] - w[0])) * dz).sum(dim=0)

@@ -36,8 +36,8 @@ def _three_class_scores(delta, cfg):
 
 def gumbel_like(shape, dtype, device, generator=None):
     """Gumbel(0, 1) noise, u drawn strictly inside (0, 1) as the fused op draws it."""
-    u = torch.rand(shape, dtype=torch.float32, device=device, generator=generator) + 2.0 ** -25
-    return (-torch.log(-torch.log(u))).to(dtype)
+    u = torch.rand(shape, dtype=torch.float32, device=device, generator=generator).add_(2.0 ** -25)
+    return u.log_().neg_().log_().neg_().to(dtype)
 
 
 def sga_round_reference(y, tau, cfg=None, means=None, noise=None, generator=None):
