@@ -110,3 +110,18 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
                            str(tmp_path / "x.png")], capture_output=True, text=True)
     assert proc.returncode == 1
     assert proc.stderr.startswith("sgaplus: error:") and "Traceback" not in proc.stderr
+
+
+def test_zoo_weights_that_cannot_be_fetched_get_a_clear_error(tmp_path, images, capsys, monkeypatch):
+    """No download in tests: the zoo loader is made to fail as it does offline."""
+    import urllib.error
+
+    import compressai.zoo
+
+    def offline(**kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(compressai.zoo, "mbt2018_mean", offline)
+    assert run_cli("refine", images[0], "--model", "mbt2018-mean", "--quality", 2, "--out", tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert "could not fetch CompressAI's mbt2018-mean q2 weights" in err and "Traceback" not in err
