@@ -192,11 +192,13 @@ def cmd_rd(args, x, meta):
     rows = [{"variant": name, **point} for name, points in curves.items() for point in points]
 
     def bd(test, ref):
-        r, t = curves[ref], curves[test]
-        return {"bd_rate_percent": bd_rate([p["bpp"] for p in r], [p["psnr"] for p in r],
-                                           [p["bpp"] for p in t], [p["psnr"] for p in t]),
-                "bd_psnr_db": bd_psnr([p["bpp"] for p in r], [p["psnr"] for p in r],
-                                      [p["bpp"] for p in t], [p["psnr"] for p in t])}
+        args = [[p[key] for p in curves[name]] for name in (ref, test) for key in ("bpp", "psnr")]
+        result = {"bd_psnr_db": bd_psnr(*args)}
+        try:
+            result["bd_rate_percent"] = bd_rate(*args)
+        except ValueError as error:  # a curve whose PSNR does not rise with rate has no BD-rate
+            result["bd_rate_percent"], result["bd_rate_undefined"] = None, str(error)
+        return result
 
     meta["bd"] = {"ssl vs atanh": bd("ssl", "atanh"), "ssl vs base": bd("ssl", "base"),
                   "atanh vs base": bd("atanh", "base")}

@@ -59,6 +59,7 @@ def main():
     parser.add_argument("--save-every", type=int, default=250)
     parser.add_argument("--work", type=Path, default=Path("bench/train_state"))
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--note", help="free text recorded with the checkpoint (e.g. earlier training stages)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -122,7 +123,7 @@ def main():
     bar.close()
 
     name = f"{ARCHITECTURE}-N{N}-M{M}-q{args.quality}.pt"
-    info = {"lmbda": lmbda, "steps": args.steps, "init_from": args.init_from, "lr": args.lr,
+    info = {"lmbda": lmbda, "steps": args.steps, "init_from": args.init_from, "note": args.note, "lr": args.lr,
             "batch": args.batch, "crop": args.crop, "train_images": list(TRAIN_IMAGES),
             "eval_images_held_out": list(EVAL_IMAGES), "augmentation": "random crops, horizontal/vertical flips",
             "train_seconds": round(elapsed), "device": torch.cuda.get_device_name() if device == "cuda"

@@ -22,8 +22,21 @@ def _average_gap(x_ref, y_ref, x_test, y_test):
     return area / (high - low)
 
 
+def _check_psnr_rises_with_rate(rate, psnr, name):
+    order = np.argsort(rate)
+    if np.any(np.diff(np.asarray(psnr)[order]) <= 0):
+        raise ValueError(f"BD-rate is undefined: the {name} curve's PSNR does not rise with its rate "
+                         f"(rate {np.round(np.asarray(rate)[order], 4).tolist()}, "
+                         f"PSNR {np.round(np.asarray(psnr)[order], 3).tolist()})")
+
+
 def bd_rate(rate_ref, psnr_ref, rate_test, psnr_test):
-    """Average rate difference of test vs reference at equal quality, in percent (negative: test saves bits)."""
+    """Average rate difference of test vs reference at equal quality, in percent (negative: test saves bits).
+
+    Rate is fitted as a function of PSNR, so each curve's PSNR must rise with its rate (ValueError otherwise).
+    """
+    _check_psnr_rises_with_rate(rate_ref, psnr_ref, "reference")
+    _check_psnr_rises_with_rate(rate_test, psnr_test, "test")
     gap = _average_gap(psnr_ref, np.log10(rate_ref), psnr_test, np.log10(rate_test))
     return (10 ** gap - 1) * 100
 

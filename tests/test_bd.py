@@ -28,3 +28,11 @@ def test_disjoint_or_degenerate_curves_are_refused():
         bd_psnr(RATE, PSNR, RATE * 10, PSNR)
     with pytest.raises(ValueError, match="at least two points"):
         bd_rate(RATE[:1], PSNR[:1], RATE, PSNR)
+
+
+def test_bd_rate_refuses_a_curve_whose_quality_falls_as_rate_rises():
+    bent = PSNR.copy()
+    bent[1] = 26.5  # below the first point although the rate is higher
+    with pytest.raises(ValueError, match="does not rise with its rate"):
+        bd_rate(RATE, bent, RATE, PSNR)
+    assert bd_psnr(RATE, bent, RATE, PSNR) > 0  # PSNR against rate is still a function
