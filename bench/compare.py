@@ -229,7 +229,8 @@ def cmd_multirate(args, x, meta):
 
     def plot(plt):
         fig, ax = plt.subplots(figsize=(6, 4.5))
-        ax.plot([r["base_bpp"] for r in rows], [r["base_psnr"] for r in rows], "o-", label="base models (one per lambda)")
+        ax.plot([r["base_bpp"] for r in rows], [r["base_psnr"] for r in rows], "o-",
+                label="base models (one per lambda)")
         ax.plot([r["refined_bpp"] for r in rows], [r["refined_psnr"] for r in rows], "s--",
                 label=f"model q{middle} refined with each lambda (ssl)")
         for r in rows:
@@ -256,7 +257,8 @@ def main():
     args = parser.parse_args()
     x = load_images(args.images, args.crop).to(args.device)
     meta = {"command": args.command, "images": args.images, "crop": args.crop, "iterations": args.iterations,
-            "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu", "torch": str(torch.__version__), "date": time.strftime("%Y-%m-%d")}
+            "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+            "torch": str(torch.__version__), "date": time.strftime("%Y-%m-%d")}
     COMMANDS[args.command](args, x, meta)
 
 

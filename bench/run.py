@@ -134,7 +134,8 @@ def markdown(report):
         lines += ["## Bandwidth roofline", "", f"Device-to-device copy: {r['copy_GBps']:.0f} GB/s at "
                   f"{r['size']:,} elements.", "", "| config | forward | backward |", "|---|---|---|"]
         for cfg in ("ssl-2", "linear-3"):
-            lines.append(f"| {cfg} | {100 * r[cfg]['forward_fraction']:.0f}% | {100 * r[cfg]['backward_fraction']:.0f}% |")
+            fwd, bwd = r[cfg]["forward_fraction"], r[cfg]["backward_fraction"]
+            lines.append(f"| {cfg} | {100 * fwd:.0f}% | {100 * bwd:.0f}% |")
     return "\n".join(lines) + "\n"
 
 

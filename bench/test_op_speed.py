@@ -27,8 +27,8 @@ def run_case(benchmark, contender, cfg_name, size, dtype_name, passes, suite="op
         step()
         benchmark.extra_info["compile_seconds"] = round(time.perf_counter() - start, 2)
     step()
-    benchmark.extra_info.update(suite=suite, contender=contender, config=cfg_name, size=size, dtype=dtype_name, passes=passes,
-                                device=DEVICE)
+    benchmark.extra_info.update(suite=suite, contender=contender, config=cfg_name, size=size, dtype=dtype_name,
+                                passes=passes, device=DEVICE)
     benchmark.group = f"{suite} {cfg_name} {dtype_name} {passes} n={size}"
     benchmark.pedantic(step, rounds=5 if DEVICE == "cpu" else 20, warmup_rounds=1)
 

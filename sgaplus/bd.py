@@ -18,7 +18,8 @@ def _average_gap(x_ref, y_ref, x_test, y_test):
     if high <= low:
         raise ValueError("the RD curves do not overlap")
     int_ref, int_test = np.polyint(fit_ref), np.polyint(fit_test)
-    area = (np.polyval(int_test, high) - np.polyval(int_test, low)) - (np.polyval(int_ref, high) - np.polyval(int_ref, low))
+    area = (np.polyval(int_test, high) - np.polyval(int_test, low)) - \
+        (np.polyval(int_ref, high) - np.polyval(int_ref, low))
     return area / (high - low)
 
 

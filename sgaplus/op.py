@@ -111,8 +111,8 @@ def _(y, means, seed, tau, method, classes, hard, a, r, n, backend):
 
 @torch.library.custom_op("sgaplus::sga_round_backward", mutates_args=())
 def _backward_op(grad_out: torch.Tensor, y: torch.Tensor, means: Optional[torch.Tensor], seed: torch.Tensor,
-                 tau: torch.Tensor, method: str, classes: int, a: Optional[float], r: Optional[float], n: Optional[float],
-                 backend: str) -> List[torch.Tensor]:
+                 tau: torch.Tensor, method: str, classes: int, a: Optional[float], r: Optional[float],
+                 n: Optional[float], backend: str) -> List[torch.Tensor]:
     """[grad_y, grad_means] (grad_means has no elements when means is None)."""
     cfg = RoundingConfig(method, classes, False, a, r, n)
     grad_y, grad_means = _backend_module(backend).backward(y.contiguous(), _contiguous(means),

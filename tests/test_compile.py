@@ -41,7 +41,8 @@ def test_opcheck(backend, with_means):
     device = KERNEL_DEVICE if backend == "triton" else "cpu"
     y = (torch.randn(3, 5, device=device) * 2).requires_grad_()
     means = torch.randn(3, 5, device=device).requires_grad_() if with_means else None
-    args = (y, means, draw_seed(torch.Generator().manual_seed(0)), torch.tensor(0.5), "ssl", 2, False, 2.3, None, None, backend)
+    seed = draw_seed(torch.Generator().manual_seed(0))
+    args = (y, means, seed, torch.tensor(0.5), "ssl", 2, False, 2.3, None, None, backend)
     torch.library.opcheck(torch.ops.sgaplus.sga_round_forward.default, args)
 
 

@@ -87,10 +87,11 @@ def test_broadcast_means_gradient_sums_over_broadcast_dims(backend):
     assert_close_scaled(grads[0], grads[1].sum(dim=(0, 2, 3), keepdim=True), 1e-5)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_precision_input_keeps_its_dtype_with_float32_means(dtype):
-    y = (torch.randn(50) * 3).to(dtype).requires_grad_()
-    means = torch.randn(50).requires_grad_()
-    out = sgaplus.sga_round(y, 0.5, means=means)
+def test_half_precision_input_keeps_its_dtype_with_float32_means(backend, dtype):
+    y = (torch.randn(50) * 3).to(dtype).to(device_of(backend)).requires_grad_()
+    means = torch.randn(50).to(device_of(backend)).requires_grad_()
+    out = sgaplus.sga_round(y, 0.5, means=means, backend=backend)
     gy, gm = torch.autograd.grad(out.sum(), (y, means))
     assert out.dtype == dtype and gy.dtype == dtype and gm.dtype == torch.float32
