@@ -122,7 +122,9 @@ class LatentRefiner:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be a (B, 3, H, W) image batch, got shape {tuple(x.shape)}")
         size, pixels = x.shape[-2:], x.shape[-2] * x.shape[-1]
-        generator = torch.Generator(device=x.device).manual_seed(self.seed if seed is None else seed)
+        # the op draws only a seed per call: a CPU generator keeps that free of device syncs
+        noise_device = x.device if self.method == "uniform" else "cpu"
+        generator = torch.Generator(device=noise_device).manual_seed(self.seed if seed is None else seed)
         with torch.no_grad():
             y = self.codec.analysis(pad_to_multiple(x, self.codec.multiple))
             z = self.codec.hyper_analysis(y)
