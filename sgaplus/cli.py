@@ -51,13 +51,17 @@ def _add_refine_args(parser):
     group.add_argument("--check-every", type=int, default=10, help="steps between true-loss checks")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    group.add_argument("--autocast", choices=("bfloat16", "float16"), help="codec convolutions under autocast")
+    group.add_argument("--channels-last", action="store_true", help="image and latents in channels_last format")
+    group.add_argument("--compile", action="store_true", help="torch.compile the relaxed loss")
 
 
 def _refiner(args, codec):
     return LatentRefiner(codec, args.method, args.classes, a=args.a, r=args.r, n=args.n,
                          iterations=args.iterations, lr=args.lr, lmbda=args.lmbda,
                          schedule=TemperatureSchedule(rate=args.rate, tau_max=args.tau_max),
-                         check_every=args.check_every, seed=args.seed, progress=True)
+                         check_every=args.check_every, seed=args.seed, progress=True, autocast=args.autocast,
+                         channels_last=args.channels_last, compile=args.compile)
 
 
 def _refuse_overwrite(paths, force):

@@ -10,6 +10,7 @@ from .op import sga_round
 from .schedule import TemperatureSchedule
 
 BASELINES = ("base", "ste", "uniform")
+AUTOCAST_DTYPES = {None: None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 SGA_METHODS = tuple(sorted(set(METHODS[2]) | set(METHODS[3])))
 
 
@@ -52,10 +53,16 @@ class LatentRefiner:
     uniform noise). lmbda defaults to the codec's training lambda (semi-multi-rate: pass another).
     The true loss (hard rounding) is checked at the start, every `check_every` steps and at the end;
     the latents with the lowest true loss checked are kept, per image.
+
+    Speed switches for the relaxed steps (the true-loss checks always run in float32, eagerly):
+    autocast ("bfloat16" or "float16": the codec's convolutions under torch.autocast), channels_last
+    (image and latents in that memory format), compile (True, or a torch.compile backend name: the
+    relaxed loss is compiled; tau reaches it as a tensor, so the annealing does not recompile).
     """
 
     def __init__(self, codec, method="ssl", classes=2, *, a=None, r=None, n=None, iterations=2000, lr=5e-3,
-                 lmbda=None, schedule=None, check_every=10, seed=0, progress=False, backend="auto"):
+                 lmbda=None, schedule=None, check_every=10, seed=0, progress=False, backend="auto",
+                 autocast=None, channels_last=False, compile=False):
         if method not in SGA_METHODS + BASELINES:
             raise ValueError(f"unknown method {method!r}; valid: {', '.join(SGA_METHODS + BASELINES)}")
         # the op's configuration, validated now rather than at the first step (None for baselines)
@@ -75,6 +82,12 @@ class LatentRefiner:
         self.lr, self.check_every, self.seed = lr, check_every, seed
         self.schedule = schedule or TemperatureSchedule()
         self.progress, self.backend = progress, backend
+        if autocast not in AUTOCAST_DTYPES:
+            raise ValueError(f"autocast must be one of {', '.join(map(str, AUTOCAST_DTYPES))}, got {autocast!r}")
+        self.autocast_dtype, self.channels_last = AUTOCAST_DTYPES[autocast], channels_last
+        self._loss = self.relaxed_loss
+        if compile:
+            self._loss = torch.compile(self.relaxed_loss, **({} if compile is True else {"backend": compile}))
 
     # relaxations of rounding -------------------------------------------------------------------
     def _relaxed(self, value, offsets, tau, generator):
@@ -110,7 +123,8 @@ class LatentRefiner:
         return loss, bits, mse, x_hat, y_hat, z_hat
 
     def relaxed_loss(self, x, y, z, tau, generator=None):
-        """Per-image loss (B,) of latents y, z with the method's relaxed rounding at temperature tau."""
+        """Per-image loss (B,) of latents y, z with the method's relaxed rounding at temperature tau
+        (a float, or a 0-d tensor)."""
         return self._evaluate(x, y, z, x.shape[-2:], lambda v, o: self._relaxed(v, o, tau, generator))[0]
 
     def _metrics(self, loss, bits, mse, pixels):
@@ -125,10 +139,13 @@ class LatentRefiner:
         # the op draws only a seed per call: a CPU generator keeps that free of device syncs
         noise_device = x.device if self.method == "uniform" else "cpu"
         generator = torch.Generator(device=noise_device).manual_seed(self.seed if seed is None else seed)
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        x = x.contiguous(memory_format=memory_format)
         with torch.no_grad():
             y = self.codec.analysis(pad_to_multiple(x, self.codec.multiple))
             z = self.codec.hyper_analysis(y)
-        y, z = y.detach().requires_grad_(), z.detach().requires_grad_()
+        y = y.contiguous(memory_format=memory_format).detach().requires_grad_()
+        z = z.contiguous(memory_format=memory_format).detach().requires_grad_()
         optimizer = torch.optim.Adam([y, z], lr=self.lr)
 
         def check(step, relaxed_loss=None):
@@ -148,7 +165,8 @@ class LatentRefiner:
             bar = tqdm(total=self.iterations, desc=f"refine {self.method}", unit="it")
         for step in range(1, self.iterations + 1):
             tau = self.schedule(step - 1)
-            loss = self.relaxed_loss(x, y, z, tau, generator)
+            with torch.autocast(x.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+                loss = self._loss(x, y, z, torch.tensor(tau, dtype=torch.float64), generator).float()
             optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()
             optimizer.step()

@@ -66,3 +66,18 @@ def test_any_image_size_is_padded_and_cropped_back():
 def test_bad_refiner_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         LatentRefiner(bundled_codec(), **kwargs)
+
+
+def test_speed_switches_reach_about_the_same_true_loss():
+    """bfloat16 autocast, channels_last and a compiled relaxed loss versus the plain float32 loop."""
+    x = sample_crop(128, top=100, left=180)
+    plain = refine(x, iterations=40)
+    fast = refine(x, iterations=40, autocast="bfloat16", channels_last=True, compile="aot_eager")
+    assert fast.best.loss[0] < 0.99 * fast.base.loss[0]
+    assert fast.best.loss[0] == pytest.approx(plain.best.loss[0], rel=0.02)
+    assert fast.base.loss[0] == pytest.approx(plain.base.loss[0], rel=1e-4)  # checks run in float32
+
+
+def test_bad_autocast_is_refused():
+    with pytest.raises(ValueError, match="autocast must be one of"):
+        LatentRefiner(bundled_codec(), autocast="int8")
