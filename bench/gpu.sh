@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# One call on the GPU machine: the CUDA tests, then every benchmark suite; results land in
-# bench/results/ and are copied to $OUT (when set) so they come back to commit.
+# On the GPU machine: the CUDA tests, the benchmark suites and the refinement throughput run; results
+# land in bench/results/ and are copied to $OUT (when set) so they come back to commit.
+#   bash bench/gpu.sh [tests|bench|throughput|all]    (default all; split across calls if one would
+#                                                      pass the 10-minute limit of a device call)
 #
 # That machine has torch, triton, pytest-benchmark, scikit-image and matplotlib, but no compressai:
 # before the call, fetch its wheels here into .whl/ (ignored by git) and name .whl in `carry`:
@@ -15,8 +17,17 @@ if compgen -G ".whl/*.whl" > /dev/null; then
 fi
 python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . || exit 1
 python3 -c "import torch, triton; print(torch.__version__, triton.__version__, torch.cuda.get_device_name())"
+stage=${1:-all}
 status=0
-python3 -m pytest -q -m cuda tests 2>&1 | tee bench/results/cuda-tests.log || status=1
-python3 bench/run.py 2>&1 | tee bench/results/bench.log || status=1
+if [ "$stage" = tests ] || [ "$stage" = all ]; then
+  python3 -m pytest -q -m cuda tests 2>&1 | tee bench/results/cuda-tests.log || status=1
+fi
+if [ "$stage" = bench ] || [ "$stage" = all ]; then
+  python3 bench/run.py 2>&1 | tee bench/results/bench.log || status=1
+fi
+if [ "$stage" = throughput ] || [ "$stage" = all ]; then
+  python3 bench/refine_throughput.py --images 24 --baseline-images 2 --iterations 2000 --batch 24 \
+    --autocast bfloat16 --channels-last --compile 2>&1 | tee bench/results/throughput.log || status=1
+fi
 if [ -n "${OUT:-}" ]; then cp bench/results/* "$OUT"/; fi
 exit $status
