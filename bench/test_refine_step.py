@@ -12,7 +12,8 @@ from sgaplus.refine import LatentRefiner, pad_to_multiple
 class EagerRefiner(LatentRefiner):
     """The same loop with the paper-style PyTorch rounding in place of the fused op."""
 
-    def _relaxed(self, value, offsets, tau, generator):
+    def _relaxed(self, value, offsets, tau, noise):
+        generator = None if noise is None else torch.Generator(device=value.device).manual_seed(int(noise))
         return sgaplus.sga_round_reference(value, tau, self.rounding, means=offsets, generator=generator)
 
 

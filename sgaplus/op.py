@@ -18,6 +18,29 @@ def draw_seed(generator=None):
     return torch.randint(0, 2 ** 31 - 1, (), generator=generator, device=device).cpu()
 
 
+def _seed_tensor(seed, generator):
+    """The call's seed as a 0-d int64 CPU tensor: the given one, or one drawn from generator."""
+    if seed is None:
+        return draw_seed(generator)
+    if generator is not None:
+        raise ValueError("pass either seed or generator, not both")
+    if isinstance(seed, torch.Tensor):
+        if seed.numel() != 1 or seed.is_floating_point() or seed.is_complex() or seed.dtype == torch.bool:
+            raise TypeError(f"seed must be an int or a one-element integer tensor, "
+                            f"got {seed.dtype} {tuple(seed.shape)}")
+        return seed.reshape(()).to(device="cpu", dtype=torch.int64)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
+        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    return torch.tensor(seed, dtype=torch.int64)
+
+
+def _seed_value(seed):
+    value = int(seed)
+    if value < 0:
+        raise ValueError(f"seed must be >= 0, got {value}")
+    return value
+
+
 def triton_available_for(tensor):
     """Triton runs CUDA tensors, or CPU tensors through the interpreter (TRITON_INTERPRET=1)."""
     return tensor.is_cuda or (tensor.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1")
@@ -101,7 +124,8 @@ def _forward_op(y: torch.Tensor, means: Optional[torch.Tensor], seed: torch.Tens
                 classes: int, hard: bool, a: Optional[float], r: Optional[float], n: Optional[float],
                 backend: str) -> torch.Tensor:
     cfg = RoundingConfig(method, classes, hard, a, r, n)
-    return _backend_module(backend).forward(y.contiguous(), _contiguous(means), validate_tau(tau), int(seed), cfg)
+    return _backend_module(backend).forward(y.contiguous(), _contiguous(means), validate_tau(tau),
+                                            _seed_value(seed), cfg)
 
 
 @_forward_op.register_fake
@@ -115,8 +139,8 @@ def _backward_op(grad_out: torch.Tensor, y: torch.Tensor, means: Optional[torch.
                  n: Optional[float], backend: str) -> List[torch.Tensor]:
     """[grad_y, grad_means] (grad_means has no elements when means is None)."""
     cfg = RoundingConfig(method, classes, False, a, r, n)
-    grad_y, grad_means = _backend_module(backend).backward(y.contiguous(), _contiguous(means),
-                                                           grad_out.contiguous(), validate_tau(tau), int(seed), cfg)
+    grad_y, grad_means = _backend_module(backend).backward(y.contiguous(), _contiguous(means), grad_out.contiguous(),
+                                                           validate_tau(tau), _seed_value(seed), cfg)
     return [grad_y, grad_y.new_empty(0) if grad_means is None else grad_means]
 
 
@@ -142,7 +166,7 @@ torch.library.register_autograd("sgaplus::sga_round_forward", _backward, setup_c
 
 
 def sga_round(y, tau, method="ssl", classes=2, *, means=None, hard=False, a=None, r=None, n=None,
-              generator=None, backend="auto"):
+              generator=None, seed=None, backend="auto"):
     """SGA+ stochastic rounding of y (SPEC.md), differentiable with respect to y and means.
 
     Args:
@@ -155,6 +179,8 @@ def sga_round(y, tau, method="ssl", classes=2, *, means=None, hard=False, a=None
         hard: straight-through: the forward returns the sampled class, the backward the soft gradient.
         a, r, n: method parameters (see RoundingConfig), None for the defaults.
         generator: torch.Generator the noise seed is drawn from (default: the global one).
+        seed: an explicit noise seed instead (an int, or a one-element integer tensor: inside
+            torch.compile a seed drawn outside the compiled function avoids a graph break).
         backend: "auto" (Triton for CUDA tensors, the torch path otherwise), "triton" or "torch".
     Returns:
         A tensor of y's shape and dtype.
@@ -164,5 +190,5 @@ def sga_round(y, tau, method="ssl", classes=2, *, means=None, hard=False, a=None
     tau = _tau_tensor(tau) if isinstance(tau, torch.Tensor) else torch.tensor(validate_tau(tau), dtype=torch.float64)
     means = _check_inputs(y, means)
     backend = _resolve_backend(y, backend)
-    return _forward_op(y, means, draw_seed(generator), tau, cfg.method, cfg.classes, cfg.hard, cfg.a, cfg.r, cfg.n,
-                       backend)
+    return _forward_op(y, means, _seed_tensor(seed, generator), tau, cfg.method, cfg.classes, cfg.hard, cfg.a,
+                       cfg.r, cfg.n, backend)

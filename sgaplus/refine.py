@@ -90,17 +90,20 @@ class LatentRefiner:
             self._loss = torch.compile(self.relaxed_loss, **({} if compile is True else {"backend": compile}))
 
     # relaxations of rounding -------------------------------------------------------------------
-    def _relaxed(self, value, offsets, tau, generator):
-        """Relaxed rounding of value around offsets (means or medians; None for zero)."""
+    def _relaxed(self, value, offsets, tau, noise):
+        """Relaxed rounding of value around offsets (means or medians; None for zero).
+
+        noise: the uniform method's torch.Generator, or the SGA methods' 0-d seed tensor (None: global RNG).
+        """
         if self.method == "ste":
             centred = value if offsets is None else value - offsets
             rounded = centred + (torch.round(centred) - centred).detach()
             return rounded if offsets is None else rounded + offsets
         if self.method == "uniform":
-            return value + torch.empty_like(value).uniform_(-0.5, 0.5, generator=generator)
+            return value + torch.empty_like(value).uniform_(-0.5, 0.5, generator=noise)
         cfg = self.rounding
         return sga_round(value, tau, cfg.method, cfg.classes, means=offsets, a=cfg.a, r=cfg.r, n=cfg.n,
-                         generator=generator, backend=self.backend)
+                         seed=noise, backend=self.backend)
 
     @staticmethod
     def _hard(value, offsets):
@@ -122,10 +125,18 @@ class LatentRefiner:
         loss = self.lmbda * 255 ** 2 * mse + bits / (size[0] * size[1])
         return loss, bits, mse, x_hat, y_hat, z_hat
 
-    def relaxed_loss(self, x, y, z, tau, generator=None):
+    def relaxed_loss(self, x, y, z, tau, noise=None):
         """Per-image loss (B,) of latents y, z with the method's relaxed rounding at temperature tau
-        (a float, or a 0-d tensor)."""
-        return self._evaluate(x, y, z, x.shape[-2:], lambda v, o: self._relaxed(v, o, tau, generator))[0]
+        (a float, or a 0-d tensor).
+
+        noise: for the SGA methods a (2,) integer tensor of seeds (z's, then y's); for "uniform" a
+        torch.Generator; None draws from torch's global generator.
+        """
+        if self.method == "uniform" or noise is None:
+            per_call = iter((noise, noise))
+        else:
+            per_call = iter((noise[0], noise[1]))
+        return self._evaluate(x, y, z, x.shape[-2:], lambda v, o: self._relaxed(v, o, tau, next(per_call)))[0]
 
     def _metrics(self, loss, bits, mse, pixels):
         psnr = [10 * math.log10(1 / max(m, 1e-12)) for m in mse.tolist()]
@@ -136,7 +147,8 @@ class LatentRefiner:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be a (B, 3, H, W) image batch, got shape {tuple(x.shape)}")
         size, pixels = x.shape[-2:], x.shape[-2] * x.shape[-1]
-        # the op draws only a seed per call: a CPU generator keeps that free of device syncs
+        # the SGA methods need two seeds per step, drawn on the CPU (no device sync) and outside a
+        # compiled loss (no graph break); uniform noise is drawn on the latents' device
         noise_device = x.device if self.method == "uniform" else "cpu"
         generator = torch.Generator(device=noise_device).manual_seed(self.seed if seed is None else seed)
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
@@ -166,7 +178,9 @@ class LatentRefiner:
         for step in range(1, self.iterations + 1):
             tau = self.schedule(step - 1)
             with torch.autocast(x.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-                loss = self._loss(x, y, z, torch.tensor(tau, dtype=torch.float64), generator).float()
+                noise = generator if self.method == "uniform" else \
+                    torch.randint(0, 2 ** 31 - 1, (2,), generator=generator)
+                loss = self._loss(x, y, z, torch.tensor(tau, dtype=torch.float64), noise).float()
             optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()
             optimizer.step()

@@ -57,3 +57,31 @@ def test_fullgraph_inductor_on_cuda():
     traced = torch.autograd.grad(compiled(y, means, 0.5), (y, means))
     for a, b in zip(traced, eager):
         torch.testing.assert_close(a, b)
+
+
+def test_explicit_seed_reproduces_and_is_checked():
+    y = torch.randn(500) * 3
+    assert torch.equal(sgaplus.sga_round(y, 0.5, seed=7), sgaplus.sga_round(y, 0.5, seed=torch.tensor([7])))
+    assert not torch.equal(sgaplus.sga_round(y, 0.5, seed=7), sgaplus.sga_round(y, 0.5, seed=8))
+    with pytest.raises(ValueError, match="either seed or generator"):
+        sgaplus.sga_round(y, 0.5, seed=1, generator=torch.Generator())
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        sgaplus.sga_round(y, 0.5, seed=-1)
+    with pytest.raises(TypeError, match="integer tensor"):
+        sgaplus.sga_round(y, 0.5, seed=torch.tensor(1.5))
+
+
+def test_refiner_relaxed_loss_traces_as_one_graph():
+    """A refinement step's loss (codec + op twice) compiles with fullgraph=True: no graph break."""
+    from refine_fixtures import bundled_codec, sample_crop
+
+    from sgaplus.refine import LatentRefiner, pad_to_multiple
+    refiner = LatentRefiner(bundled_codec(), "ssl")
+    x = sample_crop(64)
+    with torch.no_grad():
+        y = refiner.codec.analysis(pad_to_multiple(x, 64))
+        z = refiner.codec.hyper_analysis(y)
+    args = (x, y.requires_grad_(), z.requires_grad_(), torch.tensor(0.5), torch.tensor([3, 4]))
+    torch._dynamo.reset()
+    compiled = torch.compile(refiner.relaxed_loss, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(*args), refiner.relaxed_loss(*args))
