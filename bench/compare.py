@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from sgaplus.bd import bd_psnr, bd_rate
-from sgaplus.checkpoints import bundled_models, load_codec
+from sgaplus.checkpoints import bundled_models, default_bundled_quality, load_codec
 from sgaplus.images import EVAL_IMAGES, load_shipped_image, read_rgb
 from sgaplus.refine import LatentRefiner
 from sgaplus.schedule import TemperatureSchedule
@@ -217,7 +217,7 @@ def cmd_rd(args, x, meta):
 
 def cmd_multirate(args, x, meta):
     models = bundled_models()
-    middle = sorted(models)[len(models) // 2]
+    middle = default_bundled_quality()
     codec = codec_on(args, middle)
     rows = []
     for quality in tqdm(sorted(models), desc="lambdas"):

@@ -64,13 +64,19 @@ def bundled_models():
     return {int(q): entry for q, entry in json.loads(index.read_text()).items()}
 
 
-def load_bundled(quality=None):
-    """The bundled model of `quality` (default: the middle one) and its metadata."""
+def default_bundled_quality():
+    """The quality used when none is asked for: the middle one of the bundled models."""
     models = bundled_models()
     if not models:
         raise CheckpointError("no bundled model is installed (sgaplus/assets/models.json is missing)")
+    return sorted(models)[len(models) // 2]
+
+
+def load_bundled(quality=None):
+    """The bundled model of `quality` (default: the middle one) and its metadata."""
     if quality is None:
-        quality = sorted(models)[len(models) // 2]
+        quality = default_bundled_quality()
+    models = bundled_models()
     if quality not in models:
         raise CheckpointError(f"no bundled model of quality {quality}; bundled: {sorted(models)}")
     return load_checkpoint(ASSETS / models[quality]["file"])
@@ -104,12 +110,13 @@ def load_codec(architecture=None, quality=None, checkpoint=None):
         model, meta = load_checkpoint(checkpoint)
         model_id = f"file:{file_digest(checkpoint)}"
     elif architecture is not None:
-        model, meta = load_zoo(architecture, 3 if quality is None else quality)
-        model_id = f"zoo:{architecture}:q{3 if quality is None else quality}"
+        quality = 3 if quality is None else quality
+        model, meta = load_zoo(architecture, quality)
+        model_id = f"zoo:{architecture}:q{quality}"
     else:
-        models = bundled_models()
+        quality = default_bundled_quality() if quality is None else quality
         model, meta = load_bundled(quality)
-        model_id = f"bundled:q{quality if quality is not None else sorted(models)[len(models) // 2]}"
+        model_id = f"bundled:q{quality}"
     return CompressAIHyperprior(model, model_id, meta["info"].get("lmbda"))
 
 
