@@ -4,7 +4,8 @@
     python bench/run.py -k "op and ssl-2"   # a subset, as pytest -k selects it
 
 The JSON holds pytest-benchmark's own JSON plus the device name, torch/triton versions and the
-date, the memory each contender keeps for backward, and on a GPU the bandwidth roofline.
+date, the memory each contender keeps for backward, and on a GPU the bandwidth roofline of each
+kernel launch configuration (BLOCK, num_warps) in LAUNCHES.
 """
 import argparse
 import datetime
@@ -14,6 +15,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -21,7 +23,7 @@ import torch
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from contenders import CONTENDERS, DEVICE, SIZES, config, kept_bytes, rounding_fn  # noqa: E402
+from contenders import CONTENDERS, DEVICE, SIZES, config, kept_bytes, rounding_fn, synchronize  # noqa: E402
 
 
 def device_name():
@@ -53,36 +55,47 @@ def memory_table():
     return rows
 
 
-def roofline():
-    """Fused op throughput at the largest size as a fraction of a device-to-device copy's bandwidth."""
-    if DEVICE != "cuda":
-        return None
-    n = SIZES[-1]
-    src = torch.randn(n, device="cuda")
-    dst = torch.empty_like(src)
+LAUNCHES = [(512, 4), (1024, 4), (1024, 8), (2048, 4), (2048, 8), (4096, 8), (8192, 16)]  # (BLOCK, num_warps)
 
-    def timed(fn, reps=20):
-        fn()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
+
+def seconds_per_call(fn, device, reps=20):
+    fn()
+    synchronize(device)
+    if device != "cuda":
+        start = time.perf_counter()
         for _ in range(reps):
             fn()
-        end.record()
-        torch.cuda.synchronize()
-        return start.elapsed_time(end) / reps / 1e3
+        return (time.perf_counter() - start) / reps
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(reps):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / reps / 1e3
 
-    copy_bw = 2 * 4 * n / timed(lambda: dst.copy_(src))
-    result = {"size": n, "copy_GBps": copy_bw / 1e9}
+
+def roofline(n, device, launches=LAUNCHES, reps=20):
+    """The kernels' throughput at n float32 elements as a fraction of a device-to-device copy's bandwidth,
+    for each launch configuration (BLOCK, num_warps); the default one is marked."""
     from sgaplus.kernels import rounding
+    src = torch.randn(n, device=device)
+    dst = torch.empty_like(src)
+    copy_bw = 2 * 4 * n / seconds_per_call(lambda: dst.copy_(src), device, reps)
+    result = {"size": n, "copy_GBps": copy_bw / 1e9, "default": [rounding.BLOCK, rounding.NUM_WARPS], "launches": []}
+    y, grad = src * 3, torch.randn_like(src)
+    tau, seed = torch.tensor(0.5, device=device), torch.tensor(1, device=device)
     for cfg_name in ("ssl-2", "linear-3"):
         cfg = config(cfg_name)
-        y = src * 3
-        grad = torch.randn_like(y)
-        fwd = timed(lambda: rounding.forward(y, None, 0.5, 1, cfg))
-        bwd = timed(lambda: rounding.backward(y, None, grad, 0.5, 1, cfg))
-        result[cfg_name] = {"forward_fraction": 2 * 4 * n / fwd / copy_bw,
-                            "backward_fraction": 3 * 4 * n / bwd / copy_bw,
-                            "forward_GBps": 2 * 4 * n / fwd / 1e9, "backward_GBps": 3 * 4 * n / bwd / 1e9}
+        for block, warps in launches:
+            fwd = seconds_per_call(lambda: rounding.forward(y, None, tau, seed, cfg, block, warps), device, reps)
+            bwd = seconds_per_call(lambda: rounding.backward(y, None, grad, tau, seed, cfg, False, block, warps),
+                                   device, reps)
+            # forward reads y and writes y~; backward reads y and grad_out and writes grad_y
+            result["launches"].append({
+                "config": cfg_name, "block": block, "num_warps": warps,
+                "forward_GBps": 2 * 4 * n / fwd / 1e9, "backward_GBps": 3 * 4 * n / bwd / 1e9,
+                "forward_fraction": 2 * 4 * n / fwd / copy_bw, "backward_fraction": 3 * 4 * n / bwd / copy_bw})
     return result
 
 
@@ -132,10 +145,13 @@ def markdown(report):
     if report.get("roofline"):
         r = report["roofline"]
         lines += ["## Bandwidth roofline", "", f"Device-to-device copy: {r['copy_GBps']:.0f} GB/s at "
-                  f"{r['size']:,} elements.", "", "| config | forward | backward |", "|---|---|---|"]
-        for cfg in ("ssl-2", "linear-3"):
-            fwd, bwd = r[cfg]["forward_fraction"], r[cfg]["backward_fraction"]
-            lines.append(f"| {cfg} | {100 * fwd:.0f}% | {100 * bwd:.0f}% |")
+                  f"{r['size']:,} float32 elements. Fraction of it that each launch configuration reaches "
+                  f"(* = the kernels' default, BLOCK={r['default'][0]}, num_warps={r['default'][1]}).", "",
+                  "| config | BLOCK | num_warps | forward | backward |", "|---|---|---|---|---|"]
+        for row in r["launches"]:
+            mark = "*" if [row["block"], row["num_warps"]] == r["default"] else ""
+            lines.append(f"| {row['config']} | {row['block']}{mark} | {row['num_warps']} | "
+                         f"{100 * row['forward_fraction']:.0f}% | {100 * row['backward_fraction']:.0f}% |")
     return "\n".join(lines) + "\n"
 
 
@@ -182,7 +198,8 @@ def main():
     import triton
     name = device_name()
     report = {"device": name, "torch": str(torch.__version__), "triton": triton.__version__,
-              "date": datetime.date.today().isoformat(), "memory": memory_table(), "roofline": roofline(),
+              "date": datetime.date.today().isoformat(), "memory": memory_table(),
+              "roofline": roofline(SIZES[-1], DEVICE) if DEVICE == "cuda" else None,
               "pytest_benchmark": benchmarks}
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / slug(name)

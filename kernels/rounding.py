@@ -3,6 +3,8 @@
 Each kernel handles BLOCK elements of the flattened (contiguous) input, with 64-bit flat indices.
 The Gumbel noise of element i and class k is the k-th word of Philox(seed, counter=i): the
 backward draws it again instead of reading it, so the autograd graph keeps only y (and means).
+seed (int64) and tau are 0-d tensors on the input's device that the kernels load: nothing is read
+on the host, so a CUDA graph captures the launches and replays them with new values.
 Forward traffic: read y (+means), write y_tilde. Backward: read y (+means) and grad_out, write
 grad_y (+grad_means).
 """
@@ -21,6 +23,11 @@ def _gumbel(bits):
     """Gumbel(0, 1) from 32 random bits: u = (top 24 bits + 1/2) / 2^24 lies strictly in (0, 1)."""
     u = ((bits >> 8).to(tl.float32) + 0.5) * (1.0 / 16777216.0)
     return -tl.log(-tl.log(u))
+
+
+@triton.jit
+def _scalars(tau_ptr, seed_ptr):
+    return tl.load(tau_ptr).to(tl.float32), tl.load(seed_ptr)
 
 
 @triton.jit
@@ -91,19 +98,20 @@ def _softmax3(z0, z1, z2):
 
 
 @triton.jit
-def _store_grads(grad_out_ptr, grad_y_ptr, grad_means_ptr, idx, mask, dv, HAS_MEANS: tl.constexpr):
-    """grad_y = grad_out * dy~/dv; grad_means = grad_out * (1 - dy~/dv)."""
+def _store_grads(grad_out_ptr, grad_y_ptr, grad_means_ptr, idx, mask, dv, MEANS_GRAD: tl.constexpr):
+    """grad_y = grad_out * dy~/dv; grad_means = grad_out * (1 - dy~/dv) when MEANS_GRAD."""
     go = tl.load(grad_out_ptr + idx, mask=mask, other=0.0).to(tl.float32)
     grad_y = go * dv
     tl.store(grad_y_ptr + idx, grad_y.to(grad_y_ptr.dtype.element_ty), mask=mask)
-    if HAS_MEANS:
+    if MEANS_GRAD:
         tl.store(grad_means_ptr + idx, (go - grad_y).to(grad_means_ptr.dtype.element_ty), mask=mask)
 
 
-@triton.jit(do_not_specialize=["n_elements", "seed"])
-def two_class_forward_kernel(y_ptr, means_ptr, out_ptr, n_elements, tau, a, seed, EPS: tl.constexpr,
+@triton.jit(do_not_specialize=["n_elements"])
+def two_class_forward_kernel(y_ptr, means_ptr, out_ptr, n_elements, tau_ptr, a, seed_ptr, EPS: tl.constexpr,
                              METHOD: tl.constexpr, HAS_MEANS: tl.constexpr, HARD: tl.constexpr,
                              BLOCK: tl.constexpr):
+    tau, seed = _scalars(tau_ptr, seed_ptr)
     idx, mask, v, mu = _block(y_ptr, means_ptr, n_elements, BLOCK, HAS_MEANS)
     lo, hi, z_down, z_up, _, _ = _two_class_logits(v, idx, tau, a, seed, EPS, METHOD)
     if HARD:
@@ -113,20 +121,23 @@ def two_class_forward_kernel(y_ptr, means_ptr, out_ptr, n_elements, tau, a, seed
     tl.store(out_ptr + idx, (out + mu).to(out_ptr.dtype.element_ty), mask=mask)
 
 
-@triton.jit(do_not_specialize=["n_elements", "seed"])
-def two_class_backward_kernel(y_ptr, means_ptr, grad_out_ptr, grad_y_ptr, grad_means_ptr, n_elements, tau, a,
-                              seed, EPS: tl.constexpr, METHOD: tl.constexpr, HAS_MEANS: tl.constexpr,
-                              BLOCK: tl.constexpr):
+@triton.jit(do_not_specialize=["n_elements"])
+def two_class_backward_kernel(y_ptr, means_ptr, grad_out_ptr, grad_y_ptr, grad_means_ptr, n_elements, tau_ptr, a,
+                              seed_ptr, EPS: tl.constexpr, METHOD: tl.constexpr, HAS_MEANS: tl.constexpr,
+                              MEANS_GRAD: tl.constexpr, BLOCK: tl.constexpr):
+    tau, seed = _scalars(tau_ptr, seed_ptr)
     idx, mask, v, _ = _block(y_ptr, means_ptr, n_elements, BLOCK, HAS_MEANS)
     lo, hi, z_down, z_up, dz_down, dz_up = _two_class_logits(v, idx, tau, a, seed, EPS, METHOD)
     w_up = tl.sigmoid(z_up - z_down)
     dv = (hi - lo) * w_up * (1.0 - w_up) * (dz_up - dz_down)
-    _store_grads(grad_out_ptr, grad_y_ptr, grad_means_ptr, idx, mask, dv, HAS_MEANS)
+    _store_grads(grad_out_ptr, grad_y_ptr, grad_means_ptr, idx, mask, dv, MEANS_GRAD)
 
 
-@triton.jit(do_not_specialize=["n_elements", "seed"])
-def three_class_forward_kernel(y_ptr, means_ptr, out_ptr, n_elements, tau, r, n, a, seed, METHOD: tl.constexpr,
-                               HAS_MEANS: tl.constexpr, HARD: tl.constexpr, BLOCK: tl.constexpr):
+@triton.jit(do_not_specialize=["n_elements"])
+def three_class_forward_kernel(y_ptr, means_ptr, out_ptr, n_elements, tau_ptr, r, n, a, seed_ptr,
+                               METHOD: tl.constexpr, HAS_MEANS: tl.constexpr, HARD: tl.constexpr,
+                               BLOCK: tl.constexpr):
+    tau, seed = _scalars(tau_ptr, seed_ptr)
     idx, mask, v, mu = _block(y_ptr, means_ptr, n_elements, BLOCK, HAS_MEANS)
     c, z0, z1, z2, _, _, _ = _three_class_logits(v, idx, tau, r, n, a, seed, METHOD)
     if HARD:
@@ -138,20 +149,23 @@ def three_class_forward_kernel(y_ptr, means_ptr, out_ptr, n_elements, tau, r, n,
     tl.store(out_ptr + idx, (out + mu).to(out_ptr.dtype.element_ty), mask=mask)
 
 
-@triton.jit(do_not_specialize=["n_elements", "seed"])
-def three_class_backward_kernel(y_ptr, means_ptr, grad_out_ptr, grad_y_ptr, grad_means_ptr, n_elements, tau, r,
-                                n, a, seed, METHOD: tl.constexpr, HAS_MEANS: tl.constexpr, BLOCK: tl.constexpr):
+@triton.jit(do_not_specialize=["n_elements"])
+def three_class_backward_kernel(y_ptr, means_ptr, grad_out_ptr, grad_y_ptr, grad_means_ptr, n_elements, tau_ptr,
+                                r, n, a, seed_ptr, METHOD: tl.constexpr, HAS_MEANS: tl.constexpr,
+                                MEANS_GRAD: tl.constexpr, BLOCK: tl.constexpr):
+    tau, seed = _scalars(tau_ptr, seed_ptr)
     idx, mask, v, _ = _block(y_ptr, means_ptr, n_elements, BLOCK, HAS_MEANS)
     _, z0, z1, z2, dz0, dz1, dz2 = _three_class_logits(v, idx, tau, r, n, a, seed, METHOD)
     w0, w1, w2 = _softmax3(z0, z1, z2)
     mean_offset = w2 - w0  # sum_k w_k (c_k - c)
     # dy~/dv = sum_k c_k dw_k/dv = sum_k w_k (c_k - y~) dz_k/dv
     dv = w0 * (-1.0 - mean_offset) * dz0 - w1 * mean_offset * dz1 + w2 * (1.0 - mean_offset) * dz2
-    _store_grads(grad_out_ptr, grad_y_ptr, grad_means_ptr, idx, mask, dv, HAS_MEANS)
+    _store_grads(grad_out_ptr, grad_y_ptr, grad_means_ptr, idx, mask, dv, MEANS_GRAD)
 
 
-@triton.jit(do_not_specialize=["n_elements", "seed"])
-def gumbel_noise_kernel(out_ptr, n_elements, seed, CLASSES: tl.constexpr, BLOCK: tl.constexpr):
+@triton.jit(do_not_specialize=["n_elements"])
+def gumbel_noise_kernel(out_ptr, n_elements, seed_ptr, CLASSES: tl.constexpr, BLOCK: tl.constexpr):
+    seed = tl.load(seed_ptr)
     idx = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = idx < n_elements
     bits0, bits1, bits2, _ = tl.randint4x(seed, idx)
@@ -166,51 +180,57 @@ def _scalar(value):
     return 0.0 if value is None else value
 
 
-def _grid(n_elements):
-    return (triton.cdiv(n_elements, BLOCK),)
+def _grid(n_elements, block=BLOCK):
+    return (triton.cdiv(n_elements, block),)
 
 
-def forward(y, means, tau, seed, cfg):
-    """y~ for contiguous y (and means of y's shape, or None); cfg is a sgaplus.RoundingConfig."""
+def forward(y, means, tau, seed, cfg, block=BLOCK, num_warps=NUM_WARPS):
+    """y~ for contiguous y (and means of y's shape, or None); tau and seed are 0-d tensors on y's
+    device (float, int64); cfg is a sgaplus.RoundingConfig. block and num_warps: the launch
+    configuration (bench/run.py sweeps them)."""
     out = torch.empty_like(y)
     n_elements = y.numel()
     if n_elements == 0:
         return out
     means_arg = y if means is None else means  # never read without HAS_MEANS
     if cfg.classes == 2:
-        two_class_forward_kernel[_grid(n_elements)](
+        two_class_forward_kernel[_grid(n_elements, block)](
             y, means_arg, out, n_elements, tau, _scalar(cfg.a), seed, EPS=cfg.eps, METHOD=cfg.method_id,
-            HAS_MEANS=means is not None, HARD=cfg.hard, BLOCK=BLOCK, num_warps=NUM_WARPS)
+            HAS_MEANS=means is not None, HARD=cfg.hard, BLOCK=block, num_warps=num_warps)
     else:
-        three_class_forward_kernel[_grid(n_elements)](
+        three_class_forward_kernel[_grid(n_elements, block)](
             y, means_arg, out, n_elements, tau, cfg.r, cfg.n, _scalar(cfg.a), seed, METHOD=cfg.method_id,
-            HAS_MEANS=means is not None, HARD=cfg.hard, BLOCK=BLOCK, num_warps=NUM_WARPS)
+            HAS_MEANS=means is not None, HARD=cfg.hard, BLOCK=block, num_warps=num_warps)
     return out
 
 
-def backward(y, means, grad_out, tau, seed, cfg):
-    """(grad_y, grad_means or None) for contiguous y, means and grad_out of one shape."""
+def backward(y, means, grad_out, tau, seed, cfg, means_grad=True, block=BLOCK, num_warps=NUM_WARPS):
+    """(grad_y, grad_means or None) for contiguous y, means and grad_out of one shape; grad_means is
+    written only when means_grad."""
     grad_y = torch.empty_like(y)
-    grad_means = None if means is None else torch.empty_like(means)
+    grad_means = torch.empty_like(means) if means is not None and means_grad else None
     n_elements = y.numel()
     if n_elements == 0:
         return grad_y, grad_means
     means_arg = y if means is None else means
-    grad_means_arg = grad_y if means is None else grad_means
+    grad_means_arg = grad_y if grad_means is None else grad_means  # never written without MEANS_GRAD
     if cfg.classes == 2:
-        two_class_backward_kernel[_grid(n_elements)](
+        two_class_backward_kernel[_grid(n_elements, block)](
             y, means_arg, grad_out, grad_y, grad_means_arg, n_elements, tau, _scalar(cfg.a), seed, EPS=cfg.eps,
-            METHOD=cfg.method_id, HAS_MEANS=means is not None, BLOCK=BLOCK, num_warps=NUM_WARPS)
+            METHOD=cfg.method_id, HAS_MEANS=means is not None, MEANS_GRAD=grad_means is not None, BLOCK=block,
+            num_warps=num_warps)
     else:
-        three_class_backward_kernel[_grid(n_elements)](
+        three_class_backward_kernel[_grid(n_elements, block)](
             y, means_arg, grad_out, grad_y, grad_means_arg, n_elements, tau, cfg.r, cfg.n, _scalar(cfg.a), seed,
-            METHOD=cfg.method_id, HAS_MEANS=means is not None, BLOCK=BLOCK, num_warps=NUM_WARPS)
+            METHOD=cfg.method_id, HAS_MEANS=means is not None, MEANS_GRAD=grad_means is not None, BLOCK=block,
+            num_warps=num_warps)
     return grad_y, grad_means
 
 
 def gumbel_noise(seed, n_elements, classes, device):
-    """The (n_elements, classes) float32 Gumbel noise that the kernels draw for `seed`."""
+    """The (n_elements, classes) float32 Gumbel noise that the kernels draw for `seed` (an int)."""
     out = torch.empty(n_elements, classes, dtype=torch.float32, device=device)
     if n_elements:
+        seed = torch.full((), seed, dtype=torch.int64, device=device)
         gumbel_noise_kernel[_grid(n_elements)](out, n_elements, seed, CLASSES=classes, BLOCK=BLOCK)
     return out

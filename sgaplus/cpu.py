@@ -130,9 +130,9 @@ def forward(y, means, tau, seed, cfg):
     return out
 
 
-def backward(y, means, grad_out, tau, seed, cfg):
+def backward(y, means, grad_out, tau, seed, cfg, means_grad=True):
     grad_y = torch.empty_like(y)
-    grad_means = None if means is None else torch.empty_like(means)
+    grad_means = torch.empty_like(means) if means is not None and means_grad else None
     flat_grad_out = grad_out.reshape(-1)
     for part, v, noise in _chunks(y, means, seed, cfg.classes):
         if cfg.classes == 2:

@@ -12,33 +12,42 @@ BACKENDS = ("auto", "triton", "torch")
 TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
-def draw_seed(generator=None):
-    """The noise seed of one call, a 0-d int64 CPU tensor drawn from `generator` (default: torch's global one)."""
-    device = "cpu" if generator is None else generator.device
-    return torch.randint(0, 2 ** 31 - 1, (), generator=generator, device=device).cpu()
+def draw_seed(generator=None, device="cpu"):
+    """The noise seed of one call, a 0-d int64 tensor drawn from `generator` (on its device), or from
+    torch's global generator of `device`. Drawing on the GPU needs no host sync and is CUDA-graph safe."""
+    if generator is not None:
+        device = generator.device
+    return torch.randint(0, 2 ** 31 - 1, (), generator=generator, device=device)
 
 
-def _seed_tensor(seed, generator):
-    """The call's seed as a 0-d int64 CPU tensor: the given one, or one drawn from generator."""
+def _seed_tensor(seed, generator, device):
+    """The call's seed as a 0-d int64 tensor: the given one, or one drawn from generator (or on `device`)."""
     if seed is None:
-        return draw_seed(generator)
+        return draw_seed(generator, device)
     if generator is not None:
         raise ValueError("pass either seed or generator, not both")
     if isinstance(seed, torch.Tensor):
         if seed.numel() != 1 or seed.is_floating_point() or seed.is_complex() or seed.dtype == torch.bool:
             raise TypeError(f"seed must be an int or a one-element integer tensor, "
                             f"got {seed.dtype} {tuple(seed.shape)}")
-        return seed.reshape(()).to(device="cpu", dtype=torch.int64)
+        return seed.reshape(()).to(dtype=torch.int64)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
         raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
-    return torch.tensor(seed, dtype=torch.int64)
+    return torch.full((), seed, dtype=torch.int64, device=device)
 
 
-def _seed_value(seed):
-    value = int(seed)
-    if value < 0:
-        raise ValueError(f"seed must be >= 0, got {value}")
-    return value
+def _on_device(scalar, device):
+    return scalar if scalar.device == device else scalar.to(device, non_blocking=True)
+
+
+def _kernel_scalars(seed, tau, device):
+    """seed and tau as tensors on the kernels' device, never read on the host when they are already there
+    (so a CUDA graph can capture the op): such a tau is checked by an asynchronous device assertion."""
+    if tau.device == device:
+        torch._assert_async((tau > 0) & (tau < math.inf), "tau must be finite and > 0")
+    else:
+        validate_tau(tau)  # a host tensor: reading it costs nothing
+    return _on_device(seed, device), _on_device(tau, device)
 
 
 def triton_available_for(tensor):
@@ -105,27 +114,29 @@ def _resolve_backend(y, backend):
     return backend
 
 
-def _backend_module(name):
-    if name == "torch":
-        return cpu
-    from .kernels import rounding  # Triton is imported only when it is used
-    return rounding
-
-
 def _contiguous(t):
     return None if t is None else t.contiguous()
 
 
+def _launch_args(backend, y, seed, tau):
+    """(module, tau, seed) of one launch: the torch path takes host numbers, the kernels take 0-d
+    tensors on y's device."""
+    if backend == "torch":
+        return cpu, validate_tau(tau), int(seed)
+    from .kernels import rounding  # Triton is imported only when it is used
+    seed, tau = _kernel_scalars(seed, tau, y.device)
+    return rounding, tau, seed
+
+
 # The op is registered with torch.library so torch.compile(fullgraph=True) traces through it as one
 # opaque node; its autograd formula saves y and means only (and the 0-d seed and tau). The seed is an
-# int64 CPU tensor drawn inside the traced code, so every call of a compiled function draws fresh noise.
+# int64 tensor drawn inside the traced code, so every call of a compiled function draws fresh noise.
 @torch.library.custom_op("sgaplus::sga_round_forward", mutates_args=())
 def _forward_op(y: torch.Tensor, means: Optional[torch.Tensor], seed: torch.Tensor, tau: torch.Tensor, method: str,
                 classes: int, hard: bool, a: Optional[float], r: Optional[float], n: Optional[float],
                 backend: str) -> torch.Tensor:
-    cfg = RoundingConfig(method, classes, hard, a, r, n)
-    return _backend_module(backend).forward(y.contiguous(), _contiguous(means), validate_tau(tau),
-                                            _seed_value(seed), cfg)
+    module, tau, seed = _launch_args(backend, y, seed, tau)
+    return module.forward(y.contiguous(), _contiguous(means), tau, seed, RoundingConfig(method, classes, hard, a, r, n))
 
 
 @_forward_op.register_fake
@@ -136,17 +147,19 @@ def _(y, means, seed, tau, method, classes, hard, a, r, n, backend):
 @torch.library.custom_op("sgaplus::sga_round_backward", mutates_args=())
 def _backward_op(grad_out: torch.Tensor, y: torch.Tensor, means: Optional[torch.Tensor], seed: torch.Tensor,
                  tau: torch.Tensor, method: str, classes: int, a: Optional[float], r: Optional[float],
-                 n: Optional[float], backend: str) -> List[torch.Tensor]:
-    """[grad_y, grad_means] (grad_means has no elements when means is None)."""
-    cfg = RoundingConfig(method, classes, False, a, r, n)
-    grad_y, grad_means = _backend_module(backend).backward(y.contiguous(), _contiguous(means), grad_out.contiguous(),
-                                                           validate_tau(tau), _seed_value(seed), cfg)
+                 n: Optional[float], backend: str, means_grad: bool) -> List[torch.Tensor]:
+    """[grad_y, grad_means]; grad_means has no elements when means is None or needs no gradient."""
+    module, tau, seed = _launch_args(backend, y, seed, tau)
+    grad_y, grad_means = module.backward(y.contiguous(), _contiguous(means), grad_out.contiguous(), tau, seed,
+                                         RoundingConfig(method, classes, False, a, r, n), means_grad)
     return [grad_y, grad_y.new_empty(0) if grad_means is None else grad_means]
 
 
 @_backward_op.register_fake
-def _(grad_out, y, means, seed, tau, method, classes, a, r, n, backend):
-    grad_means = y.new_empty(0) if means is None else torch.empty(means.shape, dtype=means.dtype, device=means.device)
+def _(grad_out, y, means, seed, tau, method, classes, a, r, n, backend, means_grad):
+    grad_means = y.new_empty(0)
+    if means is not None and means_grad:
+        grad_means = torch.empty(means.shape, dtype=means.dtype, device=means.device)
     return [torch.empty(y.shape, dtype=y.dtype, device=y.device), grad_means]
 
 
@@ -158,8 +171,9 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, grad_out):
     y, means, seed, tau = ctx.saved_tensors
-    grad_y, grad_means = _backward_op(grad_out, y, means, seed, tau, *ctx.params)
-    return grad_y, (None if means is None else grad_means), None, None, None, None, None, None, None, None, None
+    means_grad = means is not None and ctx.needs_input_grad[1]
+    grad_y, grad_means = _backward_op(grad_out, y, means, seed, tau, *ctx.params, means_grad)
+    return grad_y, (grad_means if means_grad else None), None, None, None, None, None, None, None, None, None
 
 
 torch.library.register_autograd("sgaplus::sga_round_forward", _backward, setup_context=_setup_context)
@@ -173,22 +187,30 @@ def sga_round(y, tau, method="ssl", classes=2, *, means=None, hard=False, a=None
         y: floating-point tensor of any shape (float32, float16, bfloat16; float64 on the torch backend).
         tau: temperature > 0, a float or a one-element tensor (no gradient flows to it). Inside
             torch.compile pass a tensor: a Python float is a constant there, and a new value recompiles.
+            A tensor on y's device is not read on the host (the kernels load it; CUDA graphs can
+            capture the op): on the Triton backend its value is checked by torch._assert_async, so a
+            bad value raises a RuntimeError (on a GPU, asynchronously, as a device-side assertion).
         method: "atanh", "linear", "cosine" or "ssl" for classes=2; "linear", "cosine" or "ssl" for 3.
         classes: 2 (floor/ceil) or 3 (round(v) - 1, round(v), round(v) + 1).
         means: optional tensor broadcastable to y; y - means is rounded and means added back.
         hard: straight-through: the forward returns the sampled class, the backward the soft gradient.
         a, r, n: method parameters (see RoundingConfig), None for the defaults.
-        generator: torch.Generator the noise seed is drawn from (default: the global one).
-        seed: an explicit noise seed instead (an int, or a one-element integer tensor: inside
-            torch.compile a seed drawn outside the compiled function avoids a graph break).
+        generator: torch.Generator the noise seed is drawn from (default: the global generator of
+            y's device, which a CUDA graph can capture).
+        seed: an explicit noise seed instead (an int in [0, 2**63), or a one-element integer tensor of
+            any int64 value; inside torch.compile a seed drawn outside the compiled function avoids a
+            graph break, and one on y's device is never read on the host).
         backend: "auto" (Triton for CUDA tensors, the torch path otherwise), "triton" or "torch".
     Returns:
         A tensor of y's shape and dtype.
     """
     cfg = RoundingConfig(method=method, classes=classes, hard=hard, a=a, r=r, n=n)
-    # a tensor tau is read inside the op (its value checked there), so compiled code can vary it freely
-    tau = _tau_tensor(tau) if isinstance(tau, torch.Tensor) else torch.tensor(validate_tau(tau), dtype=torch.float64)
     means = _check_inputs(y, means)
+    # a tensor tau is checked inside the op, so compiled code can vary it freely
+    if isinstance(tau, torch.Tensor):
+        tau = _tau_tensor(tau)
+    else:
+        tau = torch.full((), validate_tau(tau), dtype=torch.float64, device=y.device)
     backend = _resolve_backend(y, backend)
-    return _forward_op(y, means, _seed_tensor(seed, generator), tau, cfg.method, cfg.classes, cfg.hard, cfg.a,
+    return _forward_op(y, means, _seed_tensor(seed, generator, y.device), tau, cfg.method, cfg.classes, cfg.hard, cfg.a,
                        cfg.r, cfg.n, backend)

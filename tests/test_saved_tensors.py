@@ -49,3 +49,22 @@ def test_reference_saves_far_more():
     y = torch.randn(100).requires_grad_()
     _, saved = saved_by(lambda: sgaplus.sga_round_reference(y, 0.5, RoundingConfig("ssl")))
     assert sum(t.numel() for t in saved) >= 5 * y.numel()
+
+
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+@pytest.mark.parametrize("classes", [2, 3])
+def test_backward_writes_no_gradient_for_means_that_need_none(backend, classes):
+    """The backward op skips grad_means when means needs no gradient (z's medians); y's gradient is unchanged."""
+    device = KERNEL_DEVICE if backend == "triton" else "cpu"
+    y = torch.randn(8, 16, device=device) * 2
+    means = torch.randn(8, 16, device=device)
+    grad_out = torch.randn(8, 16, device=device)
+    args = (grad_out, y, means, torch.tensor(5, device=device), torch.tensor(0.5, device=device), "linear", classes,
+            None, None, None, backend)
+    grad_y, grad_means = torch.ops.sgaplus.sga_round_backward(*args, True)
+    skipped_y, skipped_means = torch.ops.sgaplus.sga_round_backward(*args, False)
+    assert grad_means.shape == means.shape and skipped_means.numel() == 0
+    torch.testing.assert_close(skipped_y, grad_y)
+    leaf = y.clone().requires_grad_()
+    out = sgaplus.sga_round(leaf, 0.5, "linear", classes, means=means, seed=5, backend=backend)
+    torch.testing.assert_close(torch.autograd.grad(out, leaf, grad_out)[0], grad_y)

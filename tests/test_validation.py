@@ -75,3 +75,11 @@ def test_triton_backend_on_cpu_without_interpreter_is_refused(monkeypatch):
 def test_triton_backend_refuses_float64():
     with pytest.raises(TypeError, match="float32, float16 and bfloat16"):
         sgaplus.sga_round(Y.double().to("cuda" if torch.cuda.is_available() else "cpu"), 0.5, backend="triton")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the assertion ends the test process's CUDA context")
+@pytest.mark.parametrize("bad", [0.0, -1.0, math.nan, math.inf])
+def test_bad_temperature_on_the_kernels_device_is_asserted_without_reading(bad):
+    """The kernels' path checks a tau already on y's device with torch._assert_async (no host read)."""
+    with pytest.raises(RuntimeError, match="tau must be finite and > 0"):
+        sgaplus.sga_round(Y, torch.tensor(bad), backend="triton")
