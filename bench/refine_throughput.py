@@ -1,13 +1,14 @@
 """Refinement throughput: the straightforward loop (one image at a time, eager, float32, the paper's way)
-against batched refinement with the speed switches, on Kodak-size crops of the shipped images.
+against batched refinement with each combination of speed switches in VARIANTS, on Kodak-size crops
+of the shipped images, in one run.
 
-    python bench/refine_throughput.py                                   # 24 images x 2000 iterations
-    python bench/refine_throughput.py --baseline-images 4 --autocast bfloat16 --channels-last --compile
+    python bench/refine_throughput.py                          # 24 images x 2000 iterations, all variants
+    python bench/refine_throughput.py --variants batched,bf16-cl-graphs --baseline-images 2
 
 The baseline refines --baseline-images of the images one by one (its per-image time is the same for
-every image, so the whole set's time is extrapolated from them); the batched run refines all of them.
-Writes bench/results/refine-throughput-<device>.json with images/second, total times and the mean final
-true loss of the images both runs refined.
+every image, so the whole set's time is extrapolated from them); each variant refines all of them.
+Writes bench/results/refine-throughput-<device>.json (images/second, total time, speed-up over the
+baseline and the mean final true loss, also over the images the baseline refined) and a bar plot.
 """
 import argparse
 import json
@@ -49,6 +50,46 @@ def timed_refine(refiner, batch, device, seed):
     return time.perf_counter() - start, result.best.loss
 
 
+# batched variants: LatentRefiner switches (every variant refines --batch images at a time)
+VARIANTS = {
+    "batched": {},
+    "bf16": {"autocast": "bfloat16"},
+    "bf16-cl": {"autocast": "bfloat16", "channels_last": True},
+    "bf16-cl-compile": {"autocast": "bfloat16", "channels_last": True, "compile": True},
+    "bf16-cl-graphs": {"autocast": "bfloat16", "channels_last": True, "cuda_graphs": True},
+    "tf32-graphs": {"tf32": True, "cuda_graphs": True},
+}
+
+
+def variant_names(text):
+    names = [name for name in text.split(",") if name]
+    unknown = [name for name in names if name not in VARIANTS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown variant(s) {', '.join(unknown) or '(none)'}; "
+                                         f"valid: {', '.join(VARIANTS)}")
+    return names
+
+
+def plot(report, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = ["baseline"] + list(report["variants"])
+    rates = [report["baseline"]["images_per_second"]] + [v["images_per_second"] for v in report["variants"].values()]
+    fig, ax = plt.subplots(figsize=(1.3 * len(names) + 2, 3.8))
+    bars = ax.bar(names, rates, color=["gray"] + ["tab:blue"] * (len(names) - 1))
+    for bar, rate in zip(bars, rates):
+        ax.annotate(f"{rate / rates[0]:.1f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center", va="bottom")
+    ax.set_ylabel("images / second")
+    ax.margins(y=0.15)
+    ax.set_title(f"{report['images']} images {report['image_size']} x {report['iterations']} iterations, "
+                 f"{report['device']}")
+    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=24)
@@ -57,12 +98,14 @@ def main():
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--width", type=int, default=768)
     parser.add_argument("--batch", type=int, default=24)
-    parser.add_argument("--autocast", choices=("bfloat16", "float16"))
-    parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--variants", type=variant_names, default=list(VARIANTS),
+                        help=f"comma-separated, from: {', '.join(VARIANTS)} (default: all; the *graphs "
+                             f"ones need CUDA)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
+    if args.device != "cuda" and any(VARIANTS[name].get("cuda_graphs") for name in args.variants):
+        parser.error("the *graphs variants need --device cuda")
     images = kodak_size_images(args.images, args.height, args.width)
     codec = load_codec().to(args.device)
 
@@ -72,34 +115,37 @@ def main():
         seconds, loss = timed_refine(plain, images[i:i + 1], args.device, seed=i)
         baseline_time += seconds
         baseline_loss += loss
-    fast = LatentRefiner(codec, "ssl", iterations=args.iterations, progress=True, autocast=args.autocast,
-                         channels_last=args.channels_last, compile=args.compile)
-    fast_time, fast_loss = 0.0, []
-    for start in range(0, args.images, args.batch):
-        seconds, loss = timed_refine(fast, images[start:start + args.batch], args.device, seed=start)
-        fast_time += seconds
-        fast_loss += loss
     per_image = baseline_time / args.baseline_images
     report = {
         "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
         "torch": str(torch.__version__), "date": time.strftime("%Y-%m-%d"), "model": codec.model_id,
         "images": args.images, "image_size": f"{args.width}x{args.height}", "iterations": args.iterations,
-        "switches": {"batch": args.batch, "autocast": args.autocast, "channels_last": args.channels_last,
-                     "compile": args.compile},
+        "batch": args.batch,
         "baseline": {"images_timed": args.baseline_images, "seconds_per_image": per_image,
-                     "seconds_for_all_extrapolated": per_image * args.images,
+                     "seconds_for_all_extrapolated": per_image * args.images, "images_per_second": 1 / per_image,
                      "mean_true_loss": sum(baseline_loss) / len(baseline_loss)},
-        "batched": {"seconds": fast_time, "images_per_second": args.images / fast_time,
-                    "mean_true_loss_same_images": sum(fast_loss[:args.baseline_images]) / args.baseline_images,
-                    "mean_true_loss": sum(fast_loss) / len(fast_loss)},
-        "speedup": per_image * args.images / fast_time,
+        "variants": {},
     }
+    for name in args.variants:
+        refiner = LatentRefiner(codec, "ssl", iterations=args.iterations, progress=True, **VARIANTS[name])
+        seconds, losses = 0.0, []
+        for start in range(0, args.images, args.batch):  # compile time, if any, is counted: users pay it
+            elapsed, loss = timed_refine(refiner, images[start:start + args.batch], args.device, seed=start)
+            seconds += elapsed
+            losses += loss
+        report["variants"][name] = {
+            "switches": VARIANTS[name], "seconds": seconds, "images_per_second": args.images / seconds,
+            "speedup": per_image * args.images / seconds,
+            "mean_true_loss_same_images": sum(losses[:args.baseline_images]) / args.baseline_images,
+            "mean_true_loss": sum(losses) / len(losses)}
+        print(name, json.dumps(report["variants"][name]), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     name = report["device"].lower().replace(" ", "-")
     path = args.out / f"refine-throughput-{name}.json"
     path.write_text(json.dumps(report, indent=1) + "\n")
+    plot(report, path.with_suffix(".png"))
     print(json.dumps(report, indent=1))
-    print(f"wrote {path}")
+    print(f"wrote {path} and {path.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

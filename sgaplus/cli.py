@@ -54,6 +54,11 @@ def _add_refine_args(parser):
     group.add_argument("--autocast", choices=("bfloat16", "float16"), help="codec convolutions under autocast")
     group.add_argument("--channels-last", action="store_true", help="image and latents in channels_last format")
     group.add_argument("--compile", action="store_true", help="torch.compile the relaxed loss")
+    group.add_argument("--cuda-graphs", action="store_true",
+                       help="compile the relaxed loss with mode='reduce-overhead' (CUDA graphs; CUDA only)")
+    group.add_argument("--tf32", choices=("on", "off"),
+                       help="float32 convolutions of the relaxed steps on TF32 tensor cores, or not "
+                            "(default: torch's setting)")
 
 
 def _refiner(args, codec):
@@ -61,7 +66,8 @@ def _refiner(args, codec):
                          iterations=args.iterations, lr=args.lr, lmbda=args.lmbda,
                          schedule=TemperatureSchedule(rate=args.rate, tau_max=args.tau_max),
                          check_every=args.check_every, seed=args.seed, progress=True, autocast=args.autocast,
-                         channels_last=args.channels_last, compile=args.compile)
+                         channels_last=args.channels_last, compile=args.compile, cuda_graphs=args.cuda_graphs,
+                         tf32=None if args.tf32 is None else args.tf32 == "on")
 
 
 def _refuse_overwrite(paths, force):

@@ -206,11 +206,9 @@ def sga_round(y, tau, method="ssl", classes=2, *, means=None, hard=False, a=None
     """
     cfg = RoundingConfig(method=method, classes=classes, hard=hard, a=a, r=r, n=n)
     means = _check_inputs(y, means)
-    # a tensor tau is checked inside the op, so compiled code can vary it freely
-    if isinstance(tau, torch.Tensor):
-        tau = _tau_tensor(tau)
-    else:
-        tau = torch.full((), validate_tau(tau), dtype=torch.float64, device=y.device)
+    # a tensor tau is checked inside the op, so compiled code can vary it freely; a float one is checked
+    # here and travels as a host tensor (one small copy to the GPU, no check kernels)
+    tau = _tau_tensor(tau) if isinstance(tau, torch.Tensor) else torch.tensor(validate_tau(tau), dtype=torch.float64)
     backend = _resolve_backend(y, backend)
     return _forward_op(y, means, _seed_tensor(seed, generator, y.device), tau, cfg.method, cfg.classes, cfg.hard, cfg.a,
                        cfg.r, cfg.n, backend)

@@ -1,5 +1,6 @@
 """LatentRefiner: per-image refinement of a codec's latents y, z (SPEC.md, "Latent refinement")."""
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -54,15 +55,19 @@ class LatentRefiner:
     The true loss (hard rounding) is checked at the start, every `check_every` steps and at the end;
     the latents with the lowest true loss checked are kept, per image.
 
-    Speed switches for the relaxed steps (the true-loss checks always run in float32, eagerly):
-    autocast ("bfloat16" or "float16": the codec's convolutions under torch.autocast), channels_last
-    (image and latents in that memory format), compile (True, or a torch.compile backend name: the
-    relaxed loss is compiled; tau reaches it as a tensor, so the annealing does not recompile).
+    Speed switches for the relaxed steps (the true-loss checks always run in float32, eagerly, with
+    the process's TF32 settings): autocast ("bfloat16" or "float16": the codec's convolutions under
+    torch.autocast), channels_last (image and latents in that memory format), compile (True, or a
+    torch.compile backend name: the relaxed loss is compiled; tau and the noise seeds reach it as
+    tensors on the image's device, so the annealing does not recompile), cuda_graphs (CUDA only: the
+    relaxed loss compiled with mode="reduce-overhead", so forward and backward replay as CUDA graphs),
+    tf32 (True: float32 convolutions and matmuls of the relaxed steps on TF32 tensor cores; False:
+    full float32; None: leave torch's settings, whose default is TF32 for cuDNN convolutions).
     """
 
     def __init__(self, codec, method="ssl", classes=2, *, a=None, r=None, n=None, iterations=2000, lr=5e-3,
                  lmbda=None, schedule=None, check_every=10, seed=0, progress=False, backend="auto",
-                 autocast=None, channels_last=False, compile=False):
+                 autocast=None, channels_last=False, compile=False, cuda_graphs=False, tf32=None):
         if method not in SGA_METHODS + BASELINES:
             raise ValueError(f"unknown method {method!r}; valid: {', '.join(SGA_METHODS + BASELINES)}")
         # the op's configuration, validated now rather than at the first step (None for baselines)
@@ -85,8 +90,16 @@ class LatentRefiner:
         if autocast not in AUTOCAST_DTYPES:
             raise ValueError(f"autocast must be one of {', '.join(map(str, AUTOCAST_DTYPES))}, got {autocast!r}")
         self.autocast_dtype, self.channels_last = AUTOCAST_DTYPES[autocast], channels_last
+        if tf32 not in (None, True, False):
+            raise ValueError(f"tf32 must be True, False or None, got {tf32!r}")
+        self.tf32, self.cuda_graphs = tf32, cuda_graphs
         self._loss = self.relaxed_loss
-        if compile:
+        if cuda_graphs:
+            if compile not in (False, True, "inductor"):
+                raise ValueError(f"cuda_graphs compiles with inductor (mode='reduce-overhead'); "
+                                 f"got compile={compile!r}")
+            self._loss = torch.compile(self.relaxed_loss, mode="reduce-overhead")
+        elif compile:
             self._loss = torch.compile(self.relaxed_loss, **({} if compile is True else {"backend": compile}))
 
     # relaxations of rounding -------------------------------------------------------------------
@@ -138,6 +151,22 @@ class LatentRefiner:
             per_call = iter((noise[0], noise[1]))
         return self._evaluate(x, y, z, x.shape[-2:], lambda v, o: self._relaxed(v, o, tau, next(per_call)))[0]
 
+    @contextmanager
+    def _precision(self):
+        """The relaxed steps' float32 precision: TF32 or IEEE for cuDNN convolutions and matmuls, or as set."""
+        if self.tf32 is None:
+            yield
+            return
+        settings = (torch.backends.cudnn.conv, torch.backends.cuda.matmul)
+        before = [setting.fp32_precision for setting in settings]
+        try:
+            for setting in settings:
+                setting.fp32_precision = "tf32" if self.tf32 else "ieee"
+            yield
+        finally:
+            for setting, value in zip(settings, before):
+                setting.fp32_precision = value
+
     def _metrics(self, loss, bits, mse, pixels):
         psnr = [10 * math.log10(1 / max(m, 1e-12)) for m in mse.tolist()]
         return Metrics(loss.tolist(), (bits / pixels).tolist(), psnr, mse.tolist())
@@ -146,11 +175,12 @@ class LatentRefiner:
         """Refine the latents of x, a (B, 3, H, W) batch in [0, 1] of same-size images (noise seed: self.seed)."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be a (B, 3, H, W) image batch, got shape {tuple(x.shape)}")
+        if self.cuda_graphs and not x.is_cuda:
+            raise ValueError(f"cuda_graphs needs the image on a CUDA device, got {x.device}")
         size, pixels = x.shape[-2:], x.shape[-2] * x.shape[-1]
-        # the SGA methods need two seeds per step, drawn on the CPU (no device sync) and outside a
-        # compiled loss (no graph break); uniform noise is drawn on the latents' device
-        noise_device = x.device if self.method == "uniform" else "cpu"
-        generator = torch.Generator(device=noise_device).manual_seed(self.seed if seed is None else seed)
+        # the SGA methods need two seeds per step: drawn on the image's device (no host sync, no copy)
+        # and outside a compiled loss (no graph break), like the uniform method's noise
+        generator = torch.Generator(device=x.device).manual_seed(self.seed if seed is None else seed)
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         x = x.contiguous(memory_format=memory_format)
         with torch.no_grad():
@@ -177,12 +207,17 @@ class LatentRefiner:
             bar = tqdm(total=self.iterations, desc=f"refine {self.method}", unit="it")
         for step in range(1, self.iterations + 1):
             tau = self.schedule(step - 1)
-            with torch.autocast(x.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-                noise = generator if self.method == "uniform" else \
-                    torch.randint(0, 2 ** 31 - 1, (2,), generator=generator)
-                loss = self._loss(x, y, z, torch.tensor(tau, dtype=torch.float64), noise).float()
-            optimizer.zero_grad(set_to_none=True)
-            loss.sum().backward()
+            if self.cuda_graphs:
+                torch.compiler.cudagraph_mark_step_begin()  # the previous step's graph outputs are done with
+            noise = generator if self.method == "uniform" else \
+                torch.randint(0, 2 ** 31 - 1, (2,), generator=generator, device=x.device)
+            with self._precision():
+                with torch.autocast(x.device.type, dtype=self.autocast_dtype,
+                                    enabled=self.autocast_dtype is not None):
+                    loss = self._loss(x, y, z, torch.full((), tau, dtype=torch.float64, device=x.device), noise)
+                    loss = loss.float()
+                optimizer.zero_grad(set_to_none=True)
+                loss.sum().backward()
             optimizer.step()
             if step % self.check_every == 0 or step == self.iterations:
                 metrics, x_hat, y_hat, z_hat = check(step, loss.tolist())

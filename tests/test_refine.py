@@ -5,6 +5,7 @@ import pytest
 import torch
 from refine_fixtures import bundled_codec, sample_crop
 
+from sgaplus.checkpoints import load_codec
 from sgaplus.refine import LatentRefiner
 
 
@@ -62,6 +63,8 @@ def test_any_image_size_is_padded_and_cropped_back():
     (dict(iterations=-5), "iterations must be an integer"),
     (dict(lr=0.0), "lr must be a finite number > 0"),
     (dict(check_every=0), "check_every"),
+    (dict(tf32="yes"), "tf32 must be True, False or None"),
+    (dict(cuda_graphs=True, compile="aot_eager"), "cuda_graphs compiles with inductor"),
 ])
 def test_bad_refiner_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -81,3 +84,42 @@ def test_speed_switches_reach_about_the_same_true_loss():
 def test_bad_autocast_is_refused():
     with pytest.raises(ValueError, match="autocast must be one of"):
         LatentRefiner(bundled_codec(), autocast="int8")
+
+
+@pytest.mark.parametrize("tf32", [True, False])
+def test_tf32_switch_holds_for_the_relaxed_steps_only(tf32):
+    """The relaxed steps run under the asked float32 precision; checks and the caller keep theirs."""
+    codec = bundled_codec()
+    seen = {}
+    synthesis = codec.synthesis
+
+    def spy(y_hat):
+        seen.setdefault(torch.is_grad_enabled(), set()).add(torch.backends.cudnn.conv.fp32_precision)
+        return synthesis(y_hat)
+
+    codec.synthesis = spy
+    before = (torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision)
+    try:
+        LatentRefiner(codec, iterations=3, check_every=1, tf32=tf32).refine(sample_crop(64))
+    finally:
+        del codec.synthesis
+    assert seen[True] == {"tf32" if tf32 else "ieee"}  # relaxed steps
+    assert seen[False] == {before[0]}  # true-loss checks (no grad)
+    assert (torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision) == before
+
+
+def test_cuda_graphs_need_a_cuda_image():
+    with pytest.raises(ValueError, match="cuda_graphs needs the image on a CUDA device"):
+        LatentRefiner(bundled_codec(), iterations=2, cuda_graphs=True).refine(sample_crop(64))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("switches", [dict(cuda_graphs=True), dict(cuda_graphs=True, autocast="bfloat16", tf32=True)],
+                         ids=["cuda-graphs", "cuda-graphs-bf16-tf32"])
+def test_cuda_graphs_reach_about_the_same_true_loss(switches):
+    x = sample_crop(128, top=100, left=180).cuda()
+    codec = load_codec().to("cuda")  # not the shared CPU one
+    plain = LatentRefiner(codec, iterations=60, tf32=False).refine(x)
+    fast = LatentRefiner(codec, iterations=60, **switches).refine(x)
+    assert fast.best.loss[0] < 0.99 * fast.base.loss[0]
+    assert fast.best.loss[0] == pytest.approx(plain.best.loss[0], rel=0.02)
