@@ -11,7 +11,8 @@ DEFAULT_N = 1.5
 EPS = 1e-5
 
 
-def _check_positive(name, value):
+def check_positive(name, value):
+    """value as a float, or a ValueError naming it unless it is a finite number > 0."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
@@ -42,15 +43,15 @@ class RoundingConfig:
         if not isinstance(self.hard, bool):
             raise ValueError(f"hard must be True or False, got {self.hard!r}")
         if self.method == "ssl":
-            a = DEFAULT_SSL_A[self.classes] if self.a is None else _check_positive("a", self.a)
+            a = DEFAULT_SSL_A[self.classes] if self.a is None else check_positive("a", self.a)
             object.__setattr__(self, "a", a)
         elif self.a is not None:
             raise ValueError(f"a is the ssl shape parameter; method={self.method!r} does not use it")
         if self.classes == 3:
-            r = DEFAULT_R if self.r is None else _check_positive("r", self.r)
+            r = DEFAULT_R if self.r is None else check_positive("r", self.r)
             if r > 1:
                 raise ValueError(f"r must lie in (0, 1], got {r!r}")
-            n = DEFAULT_N if self.n is None else _check_positive("n", self.n)
+            n = DEFAULT_N if self.n is None else check_positive("n", self.n)
             object.__setattr__(self, "r", r)
             object.__setattr__(self, "n", n)
         elif self.r is not None or self.n is not None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .config import METHODS, RoundingConfig
+from .config import METHODS, RoundingConfig, check_positive
 from .op import sga_round
 from .schedule import TemperatureSchedule
 
@@ -72,16 +72,14 @@ class LatentRefiner:
             raise ValueError(f"unknown method {method!r}; valid: {', '.join(SGA_METHODS + BASELINES)}")
         # the op's configuration, validated now rather than at the first step (None for baselines)
         self.rounding = RoundingConfig(method, classes, False, a, r, n) if method in SGA_METHODS else None
-        self.lmbda = codec.lmbda if lmbda is None else lmbda
-        if self.lmbda is None or not (isinstance(self.lmbda, (int, float)) and math.isfinite(self.lmbda)
-                                      and self.lmbda > 0):
-            raise ValueError(f"lmbda must be a number > 0 (the codec has no training lambda), got {self.lmbda!r}")
+        if lmbda is None and codec.lmbda is None:
+            raise ValueError("lmbda is needed: the codec has no training lambda")
+        self.lmbda = check_positive("lmbda", codec.lmbda if lmbda is None else lmbda)
         if not isinstance(iterations, int) or iterations < 0:
             raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
         if not (isinstance(check_every, int) and check_every > 0):
             raise ValueError(f"check_every must be an integer > 0, got {check_every!r}")
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+        check_positive("lr", lr)
         self.codec, self.method = codec, method
         self.iterations = 0 if method == "base" else iterations
         self.lr, self.check_every, self.seed = lr, check_every, seed

@@ -2,6 +2,8 @@
 import math
 from dataclasses import dataclass
 
+from .config import check_positive
+
 
 @dataclass(frozen=True)
 class TemperatureSchedule:
@@ -15,10 +17,10 @@ class TemperatureSchedule:
     tau_min: float = 1e-8
 
     def __post_init__(self):
-        for name in ("rate", "tau_max", "tau_min"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0 or (name != "rate" and value == 0):
-                raise ValueError(f"{name} must be finite and {'>= 0' if name == 'rate' else '> 0'}, got {value!r}")
+        if self.rate != 0:
+            check_positive("rate", self.rate)  # or 0: a constant temperature
+        check_positive("tau_max", self.tau_max)
+        check_positive("tau_min", self.tau_min)
         if self.tau_min > self.tau_max:
             raise ValueError(f"tau_min ({self.tau_min}) must not exceed tau_max ({self.tau_max})")
 

@@ -35,7 +35,15 @@ def test_schedule_follows_spec():
     assert sgaplus.TemperatureSchedule()(2000) == pytest.approx(math.exp(-2.0))
 
 
-@pytest.mark.parametrize("kwargs", [dict(rate=-1.0), dict(tau_max=0.0), dict(tau_min=2.0), dict(rate=math.nan)])
-def test_schedule_rejects_bad_values(kwargs):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(rate=-1.0), "rate must be a finite number > 0"), (dict(rate=math.nan), "rate must be a finite number"),
+    (dict(tau_max=0.0), "tau_max must be a finite number > 0"), (dict(tau_min=math.inf), "tau_min must be a finite"),
+    (dict(tau_min=2.0), r"tau_min \(2.0\) must not exceed tau_max"),
+])
+def test_schedule_rejects_bad_values(kwargs, message):
+    with pytest.raises(ValueError, match=message):
         sgaplus.TemperatureSchedule(**kwargs)
+
+
+def test_constant_temperature_is_allowed():
+    assert sgaplus.TemperatureSchedule(rate=0.0, tau_max=0.5)(1000) == 0.5

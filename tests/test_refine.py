@@ -1,4 +1,5 @@
 """LatentRefiner with the bundled model: refinement lowers the true loss, baselines, lambda, padding."""
+import copy
 import math
 
 import pytest
@@ -59,7 +60,7 @@ def test_any_image_size_is_padded_and_cropped_back():
 @pytest.mark.parametrize("kwargs,message", [
     (dict(method="round"), "unknown method"),
     (dict(method="atanh", classes=3), "valid methods"),
-    (dict(lmbda=-1.0), "lmbda must be a number > 0"),
+    (dict(lmbda=-1.0), "lmbda must be a finite number > 0"),
     (dict(iterations=-5), "iterations must be an integer"),
     (dict(lr=0.0), "lr must be a finite number > 0"),
     (dict(check_every=0), "check_every"),
@@ -106,6 +107,14 @@ def test_tf32_switch_holds_for_the_relaxed_steps_only(tf32):
     assert seen[True] == {"tf32" if tf32 else "ieee"}  # relaxed steps
     assert seen[False] == {before[0]}  # true-loss checks (no grad)
     assert (torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision) == before
+
+
+def test_a_codec_without_training_lambda_needs_one():
+    codec = copy.copy(bundled_codec())
+    codec.lmbda = None
+    with pytest.raises(ValueError, match="lmbda is needed: the codec has no training lambda"):
+        LatentRefiner(codec)
+    assert LatentRefiner(codec, lmbda=0.01).lmbda == 0.01
 
 
 def test_cuda_graphs_need_a_cuda_image():
