@@ -2,6 +2,7 @@
 
     python bench/run.py              # all suites on this machine's device (CUDA if present)
     python bench/run.py -k "op and ssl-2"   # a subset, as pytest -k selects it
+    python bench/run.py -k test_refine_step --merge   # add to (or replace in) this device's report
 
 The JSON holds pytest-benchmark's own JSON plus the device name, torch/triton versions and the
 date, the memory each contender keeps for backward, and on a GPU the bandwidth roofline of each
@@ -183,10 +184,26 @@ def plot(report, path):
     return True
 
 
+def merged(old, new):
+    """new, plus old's benchmarks that new does not repeat (by pytest name) and old's roofline if new has none."""
+    if (old["device"], old["torch"], old["triton"]) != (new["device"], new["torch"], new["triton"]):
+        sys.exit(f"--merge: the existing report is from {old['device']}, torch {old['torch']}, triton "
+                 f"{old['triton']}; this run is not — move it away first")
+    repeated = {bench["fullname"] for bench in new["pytest_benchmark"]["benchmarks"]}
+    kept = [bench for bench in old["pytest_benchmark"]["benchmarks"] if bench["fullname"] not in repeated]
+    new["pytest_benchmark"]["benchmarks"] = kept + new["pytest_benchmark"]["benchmarks"]
+    new["roofline"] = new["roofline"] or old.get("roofline")
+    new["merged_dates"] = sorted(set(old.get("merged_dates", [old["date"]]) + [new["date"]]))
+    return new
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-k", default=None, help="pytest -k expression selecting benchmarks")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the benchmarks of this device's existing report that this run does not repeat")
+    parser.add_argument("--no-roofline", action="store_true", help="skip the GPU roofline sweep")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.json"
@@ -197,12 +214,14 @@ def main():
         benchmarks = json.loads(raw.read_text())
     import triton
     name = device_name()
+    stem = args.out / slug(name)
     report = {"device": name, "torch": str(torch.__version__), "triton": triton.__version__,
               "date": datetime.date.today().isoformat(), "memory": memory_table(),
-              "roofline": roofline(SIZES[-1], DEVICE) if DEVICE == "cuda" else None,
+              "roofline": roofline(SIZES[-1], DEVICE) if DEVICE == "cuda" and not args.no_roofline else None,
               "pytest_benchmark": benchmarks}
+    if args.merge and stem.with_suffix(".json").exists():
+        report = merged(json.loads(stem.with_suffix(".json").read_text()), report)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / slug(name)
     stem.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     stem.with_suffix(".md").write_text(markdown(report))
     plotted = plot(report, stem.with_suffix(".png"))
