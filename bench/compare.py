@@ -38,8 +38,7 @@ def load_images(names, crop):
     """One batch (B, 3, H, W): shipped sample names or files, centre-cropped to crop x crop if crop > 0."""
     images = []
     for name in names:
-        x = read_rgb(name) if Path(name).exists() else \
-            torch.from_numpy(load_shipped_image(name)).permute(2, 0, 1).unsqueeze(0).float().div(255)
+        x = read_rgb(name) if Path(name).exists() else load_shipped_image(name).unsqueeze(0)
         if crop:
             h, w = x.shape[-2:]
             top, left = (h - crop) // 2, (w - crop) // 2

@@ -24,8 +24,7 @@ from sgaplus.refine import LatentRefiner
 
 def kodak_size_images(count, height, width):
     """count crops of height x width from the shipped images (cycled, shifted on each cycle)."""
-    sources = [torch.from_numpy(load_shipped_image(n)).permute(2, 0, 1).float().div(255)
-               for n in TRAIN_IMAGES + EVAL_IMAGES]
+    sources = [load_shipped_image(n) for n in TRAIN_IMAGES + EVAL_IMAGES]
     sources = [s for s in sources if s.shape[1] >= height and s.shape[2] >= width] or sources
     crops = []
     for i in range(count):

@@ -18,7 +18,7 @@ class EagerRefiner(LatentRefiner):
 
 
 def kodak_size_batch(batch):
-    image = torch.from_numpy(load_shipped_image("hubble_deep_field")).permute(2, 0, 1).float().div(255)
+    image = load_shipped_image("hubble_deep_field")
     return image[:, :512, :768].unsqueeze(0).repeat(batch, 1, 1, 1)
 
 

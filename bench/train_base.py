@@ -67,8 +67,7 @@ def main():
     args.work.mkdir(parents=True, exist_ok=True)
     state_path = args.work / f"q{args.quality}.pt"
 
-    images = [torch.from_numpy(load_shipped_image(name)).permute(2, 0, 1).float().div(255).to(device)
-              for name in TRAIN_IMAGES]
+    images = [load_shipped_image(name).to(device) for name in TRAIN_IMAGES]
     if args.init_from is not None:
         model, _ = load_bundled(args.init_from)
     else:

@@ -172,7 +172,7 @@ def cmd_decode(args):
 
 def cmd_demo(args):
     """Refine a crop of a held-out sample image with the bundled model and print base vs refined."""
-    image = torch.from_numpy(load_shipped_image(args.image)).permute(2, 0, 1).float().div(255)
+    image = load_shipped_image(args.image)
     x = image[:, :args.crop, :args.crop].unsqueeze(0)
     codec = load_codec(quality=args.quality).to(args.device)
     refiner = _refiner(args, codec)

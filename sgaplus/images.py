@@ -16,14 +16,19 @@ class ImageError(ValueError):
     """An input that is not an 8-bit RGB image."""
 
 
+def rgb_tensor(array):
+    """(3, H, W) float tensor in [0, 1] from an (H, W, 3) uint8 array."""
+    return torch.from_numpy(array).permute(2, 0, 1).float().div(255)
+
+
 def load_shipped_image(name):
-    """An RGB uint8 array (H, W, 3) of a colour image that scikit-image ships."""
+    """(3, H, W) float tensor in [0, 1] of a colour image that scikit-image ships."""
     import skimage.data
     if name == "motorcycle_left":
-        return skimage.data.stereo_motorcycle()[0]
+        return rgb_tensor(skimage.data.stereo_motorcycle()[0])
     if name not in TRAIN_IMAGES + EVAL_IMAGES:
         raise ImageError(f"unknown sample image {name!r}; samples: {', '.join(TRAIN_IMAGES + EVAL_IMAGES)}")
-    return getattr(skimage.data, name)()
+    return rgb_tensor(getattr(skimage.data, name)())
 
 
 def read_rgb(path):
@@ -45,7 +50,7 @@ def read_rgb(path):
         raise ImageError(f"{path}: not an image file PIL can read") from None
     except OSError as error:
         raise ImageError(f"{path}: cannot read the image ({error})") from None
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).float().div(255)
+    return rgb_tensor(array).unsqueeze(0)
 
 
 def write_atomic(path, data):

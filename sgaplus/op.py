@@ -12,12 +12,13 @@ BACKENDS = ("auto", "triton", "torch")
 TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
-def draw_seed(generator=None, device="cpu"):
-    """The noise seed of one call, a 0-d int64 tensor drawn from `generator` (on its device), or from
-    torch's global generator of `device`. Drawing on the GPU needs no host sync and is CUDA-graph safe."""
+def draw_seed(generator=None, device="cpu", shape=()):
+    """The noise seed of one call (or a `shape` of them), an int64 tensor drawn from `generator` (on its
+    device), or from torch's global generator of `device`. Drawing on the GPU needs no host sync and
+    is CUDA-graph safe."""
     if generator is not None:
         device = generator.device
-    return torch.randint(0, 2 ** 31 - 1, (), generator=generator, device=device)
+    return torch.randint(0, 2 ** 31 - 1, shape, generator=generator, device=device)
 
 
 def _seed_tensor(seed, generator, device):

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import METHODS, RoundingConfig, check_positive
-from .op import sga_round
+from .op import draw_seed, sga_round
 from .schedule import TemperatureSchedule
 
 BASELINES = ("base", "ste", "uniform")
@@ -207,8 +207,7 @@ class LatentRefiner:
             tau = self.schedule(step - 1)
             if self.cuda_graphs:
                 torch.compiler.cudagraph_mark_step_begin()  # the previous step's graph outputs are done with
-            noise = generator if self.method == "uniform" else \
-                torch.randint(0, 2 ** 31 - 1, (2,), generator=generator, device=x.device)
+            noise = generator if self.method == "uniform" else draw_seed(generator, shape=(2,))
             with self._precision():
                 with torch.autocast(x.device.type, dtype=self.autocast_dtype,
                                     enabled=self.autocast_dtype is not None):
