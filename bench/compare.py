@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from sgaplus.bd import bd_psnr, bd_rate
-from sgaplus.checkpoints import bundled_models, default_bundled_quality, load_codec
+from sgaplus.codecs.loading import bundled_models, default_bundled_quality, load_codec
 from sgaplus.images import EVAL_IMAGES, load_shipped_image, read_rgb
 from sgaplus.refine import LatentRefiner
 from sgaplus.schedule import TemperatureSchedule

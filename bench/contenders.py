@@ -2,7 +2,8 @@
 import torch
 
 import sgaplus
-from sgaplus.config import RoundingConfig
+from sgaplus.ops.rounding import RoundingConfig
+from sgaplus.ops.rounding.reference import sga_round_reference
 
 CONTENDERS = ("eager", "compile", "fused")
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -17,11 +18,11 @@ torch._dynamo.config.recompile_limit = 64
 def rounding_fn(contender, cfg):
     """y -> y_tilde for a contender: the reference (eager), torch.compile of it, or the fused op."""
     if contender == "eager":
-        return lambda y: sgaplus.sga_round_reference(y, TAU, cfg)
+        return lambda y: sga_round_reference(y, TAU, cfg)
     if contender == "compile":
         if cfg not in _compiled:
             # static shapes: one compile per size (the fastest code; compile time is not timed)
-            _compiled[cfg] = torch.compile(lambda y: sgaplus.sga_round_reference(y, TAU, cfg), dynamic=False)
+            _compiled[cfg] = torch.compile(lambda y: sga_round_reference(y, TAU, cfg), dynamic=False)
         return _compiled[cfg]
     return lambda y: sgaplus.sga_round(y, TAU, cfg.method, cfg.classes, a=cfg.a, r=cfg.r, n=cfg.n)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from sgaplus.checkpoints import load_codec
+from sgaplus.codecs.loading import load_codec
 from sgaplus.images import EVAL_IMAGES, TRAIN_IMAGES, load_shipped_image
 from sgaplus.refine import LatentRefiner
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 from contenders import CONTENDERS, DEVICE, KODAK, SIZES, config, rounding_fn, synchronize
 
-from sgaplus.config import METHODS
+from sgaplus.ops.rounding import METHODS
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 

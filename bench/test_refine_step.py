@@ -3,9 +3,9 @@ import pytest
 import torch
 from contenders import DEVICE, synchronize
 
-import sgaplus
-from sgaplus.checkpoints import load_codec
+from sgaplus.codecs.loading import load_codec
 from sgaplus.images import load_shipped_image
+from sgaplus.ops.rounding.reference import sga_round_reference
 from sgaplus.refine import LatentRefiner, pad_to_multiple
 
 
@@ -14,7 +14,7 @@ class EagerRefiner(LatentRefiner):
 
     def _relaxed(self, value, offsets, tau, noise):
         generator = None if noise is None else torch.Generator(device=value.device).manual_seed(int(noise))
-        return sgaplus.sga_round_reference(value, tau, self.rounding, means=offsets, generator=generator)
+        return sga_round_reference(value, tau, self.rounding, means=offsets, generator=generator)
 
 
 def kodak_size_batch(batch):

@@ -1,10 +1,8 @@
 """sgaplus: fused SGA+ rounding for latent refinement in neural image compression."""
-from .config import RoundingConfig
 from .module import SGARound
-from .op import sga_round
-from .reference import sga_round_reference
+from .ops.rounding import RoundingConfig, sga_round
 from .refine import LatentRefiner
 from .schedule import TemperatureSchedule
 
-__all__ = ["LatentRefiner", "RoundingConfig", "SGARound", "TemperatureSchedule", "sga_round", "sga_round_reference"]
-__version__ = "0.1.0"
+__all__ = ["LatentRefiner", "RoundingConfig", "SGARound", "TemperatureSchedule", "sga_round"]
+__version__ = "0.2.0"

@@ -1,25 +1,22 @@
 """The `sgaplus` command: refine images into bitstreams, decode bitstreams, and a one-minute demo."""
 import argparse
-import csv
-import io
-import json
 import sys
 import time
 import warnings
-from collections import defaultdict
 from pathlib import Path
 
 import torch
 
-from . import distributed
-from .bitstream import BitstreamError, decode, encode
-from .checkpoints import ARCHITECTURES, CheckpointError, codec_for_id, load_codec
+from . import distributed, pipeline
+from .bitstream import BitstreamError, decode
+from .checkpoints import CheckpointError
+from .codecs import registry
+from .codecs.loading import codec_for_id, load_codec
 from .images import EVAL_IMAGES, ImageError, load_shipped_image, read_rgb, write_atomic, write_png
 from .refine import BASELINES, SGA_METHODS, LatentRefiner
 from .schedule import TemperatureSchedule
 
 USER_ERRORS = (ImageError, CheckpointError, BitstreamError, FileExistsError, ValueError, OSError)
-FIELDS = ("loss", "bpp", "psnr")
 
 
 def positive_int(text):
@@ -31,9 +28,10 @@ def positive_int(text):
 
 def _add_model_args(parser):
     group = parser.add_argument_group("model (default: the bundled mean-scale hyperprior)")
-    group.add_argument("--model", choices=ARCHITECTURES, help="CompressAI zoo architecture (downloads weights)")
+    group.add_argument("--model", choices=registry.architectures(),
+                       help="CompressAI zoo architecture (downloads weights)")
     group.add_argument("--quality", type=int, help="zoo quality 1-8, or bundled model quality (default: middle)")
-    group.add_argument("--checkpoint", type=Path, help="an sgaplus checkpoint file (see bench/train_base.py)")
+    group.add_argument("--checkpoint", type=Path, help="an sgaplus checkpoint file (see tools/train_base.py)")
 
 
 def _add_refine_args(parser):
@@ -76,39 +74,6 @@ def _refuse_overwrite(paths, force):
         raise FileExistsError(f"would overwrite {', '.join(existing)} (pass --force to allow)")
 
 
-def _averages(rows, key):
-    return {f: sum(r[key][f] for r in rows) / len(rows) for f in FIELDS}
-
-
-def _table(rows):
-    lines = [f"{'image':24s} {'base bpp':>9s} {'psnr':>7s} {'loss':>8s} | {'refined bpp':>11s} {'psnr':>7s} "
-             f"{'loss':>8s} | {'file bpp':>8s}"]
-    for r in rows:
-        b, f = r["base"], r["refined"]
-        lines.append(f"{Path(r['image']).name[:24]:24s} {b['bpp']:9.4f} {b['psnr']:7.3f} {b['loss']:8.4f} | "
-                     f"{f['bpp']:11.4f} {f['psnr']:7.3f} {f['loss']:8.4f} | {r['file_bpp']:8.4f}")
-    return "\n".join(lines)
-
-
-def make_batches(images, batch_size):
-    """Same-size images in input order, in chunks of at most batch_size; each chunk refines as one batch."""
-    groups = defaultdict(list)
-    for index, (name, x) in enumerate(images):
-        groups[tuple(x.shape[-2:])].append((index, name, x))
-    return [group[i:i + batch_size] for group in groups.values() for i in range(0, len(group), batch_size)]
-
-
-def refine_batch(batch, codec, refiner, device, seed):
-    """Refine one batch; a (input index, metrics row, bitstream bytes) per image."""
-    size = tuple(batch[0][2].shape[-2:])
-    result = refiner.refine(torch.cat([x for _, _, x in batch]).to(device), seed=seed)
-    streams = encode(codec, result.y_hat, result.z_hat, size)
-    return [(index, {"image": name, "height": size[0], "width": size[1], "base": result.base.row(i),
-                     "refined": result.best.row(i), "best_step": result.best_step[i], "file_bytes": len(streams[i]),
-                     "file_bpp": 8 * len(streams[i]) / (size[0] * size[1])}, streams[i])
-            for i, (index, name, _) in enumerate(batch)]
-
-
 def cmd_refine(args):
     """Refine, write outputs; under torchrun each rank takes every world-th batch and rank 0 reports."""
     sources = [Path(p) for p in args.images]
@@ -125,9 +90,9 @@ def cmd_refine(args):
     refiner = _refiner(args, codec)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    batches = make_batches(images, args.batch_size)
+    batches = pipeline.make_batches(images, args.batch_size)
     for number in range(rank, len(batches), world):  # a batch's seed follows its place, not its rank
-        for index, row, stream in refine_batch(batches[number], codec, refiner, device, args.seed + number):
+        for index, row, stream in pipeline.refine_batch(batches[number], codec, refiner, device, args.seed + number):
             stem = Path(row["image"]).stem
             write_atomic(out / f"{stem}.bin", stream)
             x_hat, _ = decode(stream, lambda model_id: codec)  # the PNG is what the decoder reads back
@@ -137,27 +102,11 @@ def cmd_refine(args):
     distributed.finish(world)
     if rank == 0:
         rows = [row for _, row in sorted(rows, key=lambda item: item[0])]
-        _write_metrics(out, rows, codec, refiner, args)
-        print(_table(rows))
+        pipeline.write_metrics(out, rows, codec, refiner, args)
+        print(pipeline.table(rows))
         print(f"wrote {len(rows)} bitstreams, reconstructions and metrics to {out}"
               + (f" ({world} processes)" if world > 1 else ""))
     return 0
-
-
-def _write_metrics(out, rows, codec, refiner, args):
-    summary = {"model": codec.model_id, "lmbda": refiner.lmbda, "method": args.method, "classes": args.classes,
-               "iterations": args.iterations, "images": rows,
-               "average": {"base": _averages(rows, "base"), "refined": _averages(rows, "refined"),
-                           "file_bpp": sum(r["file_bpp"] for r in rows) / len(rows)}}
-    write_atomic(out / "metrics.json", (json.dumps(summary, indent=2) + "\n").encode())
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["image", "width", "height"] + [f"{k}_{f}" for k in ("base", "refined") for f in FIELDS]
-                    + ["file_bytes", "file_bpp"])
-    for r in rows:
-        writer.writerow([r["image"], r["width"], r["height"]] + [r[k][f] for k in ("base", "refined") for f in FIELDS]
-                        + [r["file_bytes"], r["file_bpp"]])
-    write_atomic(out / "metrics.csv", buffer.getvalue().encode())
 
 
 def cmd_decode(args):
@@ -177,10 +126,10 @@ def cmd_demo(args):
     codec = load_codec(quality=args.quality).to(args.device)
     refiner = _refiner(args, codec)
     start = time.time()
-    [(_, row, stream)] = refine_batch([(0, args.image, x)], codec, refiner, args.device, args.seed)
+    [(_, row, stream)] = pipeline.refine_batch([(0, args.image, x)], codec, refiner, args.device, args.seed)
     print(f"{args.image} {args.crop}x{args.crop} crop, model {codec.model_id} (lambda {refiner.lmbda}), "
           f"{args.method} for {args.iterations} iterations in {time.time() - start:.1f} s on {args.device}")
-    print(_table([row]))
+    print(pipeline.table([row]))
     gain = 100 * (row["base"]["loss"] - row["refined"]["loss"]) / row["base"]["loss"]
     print(f"true RD loss {row['base']['loss']:.4f} -> {row['refined']['loss']:.4f} ({gain:.1f}% lower); "
           f"bitstream {len(stream)} bytes")

@@ -1,4 +1,4 @@
-"""LatentRefiner: per-image refinement of a codec's latents y, z (SPEC.md, "Latent refinement")."""
+"""LatentRefiner: per-image refinement of a codec's latents y, z (docs/refinement.md)."""
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .config import METHODS, RoundingConfig, check_positive
-from .op import draw_seed, sga_round
+from .ops._common import check_positive, draw_seed
+from .ops.rounding import METHODS, RoundingConfig, sga_round
 from .schedule import TemperatureSchedule
 
 BASELINES = ("base", "ste", "uniform")
@@ -101,20 +101,18 @@ class LatentRefiner:
             self._loss = torch.compile(self.relaxed_loss, **({} if compile is True else {"backend": compile}))
 
     # relaxations of rounding -------------------------------------------------------------------
-    def _relaxed(self, value, offsets, tau, noise):
+    def _relaxed(self, value, offsets, tau, rng):
         """Relaxed rounding of value around offsets (means or medians; None for zero).
 
-        noise: the uniform method's torch.Generator, or the SGA methods' 0-d seed tensor (None: global RNG).
+        rng: the uniform method's torch.Generator, or the SGA methods' 0-d seed tensor (None: global RNG).
         """
         if self.method == "ste":
             centred = value if offsets is None else value - offsets
             rounded = centred + (torch.round(centred) - centred).detach()
             return rounded if offsets is None else rounded + offsets
         if self.method == "uniform":
-            return value + torch.empty_like(value).uniform_(-0.5, 0.5, generator=noise)
-        cfg = self.rounding
-        return sga_round(value, tau, cfg.method, cfg.classes, means=offsets, a=cfg.a, r=cfg.r, n=cfg.n,
-                         seed=noise, backend=self.backend)
+            return value + torch.empty_like(value).uniform_(-0.5, 0.5, generator=rng)
+        return sga_round(value, tau, means=offsets, config=self.rounding, seed=rng, backend=self.backend)
 
     @staticmethod
     def _hard(value, offsets):
@@ -136,17 +134,17 @@ class LatentRefiner:
         loss = self.lmbda * 255 ** 2 * mse + bits / (size[0] * size[1])
         return loss, bits, mse, x_hat, y_hat, z_hat
 
-    def relaxed_loss(self, x, y, z, tau, noise=None):
+    def relaxed_loss(self, x, y, z, tau, rng=None):
         """Per-image loss (B,) of latents y, z with the method's relaxed rounding at temperature tau
         (a float, or a 0-d tensor).
 
-        noise: for the SGA methods a (2,) integer tensor of seeds (z's, then y's); for "uniform" a
+        rng: for the SGA methods a (2,) integer tensor of seeds (z's, then y's); for "uniform" a
         torch.Generator; None draws from torch's global generator.
         """
-        if self.method == "uniform" or noise is None:
-            per_call = iter((noise, noise))
+        if self.method == "uniform" or rng is None:
+            per_call = iter((rng, rng))
         else:
-            per_call = iter((noise[0], noise[1]))
+            per_call = iter((rng[0], rng[1]))
         return self._evaluate(x, y, z, x.shape[-2:], lambda v, o: self._relaxed(v, o, tau, next(per_call)))[0]
 
     @contextmanager
@@ -207,11 +205,11 @@ class LatentRefiner:
             tau = self.schedule(step - 1)
             if self.cuda_graphs:
                 torch.compiler.cudagraph_mark_step_begin()  # the previous step's graph outputs are done with
-            noise = generator if self.method == "uniform" else draw_seed(generator, shape=(2,))
+            rng = generator if self.method == "uniform" else draw_seed(generator, shape=(2,))
             with self._precision():
                 with torch.autocast(x.device.type, dtype=self.autocast_dtype,
                                     enabled=self.autocast_dtype is not None):
-                    loss = self._loss(x, y, z, torch.full((), tau, dtype=torch.float64, device=x.device), noise)
+                    loss = self._loss(x, y, z, torch.full((), tau, dtype=torch.float64, device=x.device), rng)
                     loss = loss.float()
                 optimizer.zero_grad(set_to_none=True)
                 loss.sum().backward()

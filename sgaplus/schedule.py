@@ -2,12 +2,12 @@
 import math
 from dataclasses import dataclass
 
-from .config import check_positive
+from .ops._common import check_positive
 
 
 @dataclass(frozen=True)
 class TemperatureSchedule:
-    """tau(t) = min(max(exp(-rate * t), tau_min), tau_max) (SPEC.md).
+    """tau(t) = min(max(exp(-rate * t), tau_min), tau_max) (docs/refinement.md).
 
     SGA+ uses rate=1e-3, tau_max=1.0; the original SGA paper used tau_max=0.5. tau_min is the
     lower clip of the published SGA code (1e-8).

@@ -1,8 +1,7 @@
 """Shared test helpers: the kernels' device, method grid, backend noise, scaled comparisons."""
 import torch
 
-from sgaplus import cpu
-from sgaplus.config import METHODS
+from sgaplus.ops.rounding import METHODS, chunked
 
 KERNEL_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # cpu: through TRITON_INTERPRET=1
 CONFIGS = [(classes, method) for classes in (2, 3) for method in METHODS[classes]]
@@ -11,9 +10,9 @@ CONFIGS = [(classes, method) for classes in (2, 3) for method in METHODS[classes
 def backend_noise(backend, seed, n_elements, classes, device):
     """The (n_elements, classes) Gumbel noise the backend draws for `seed`."""
     if backend == "triton":
-        from sgaplus.kernels import rounding
+        from sgaplus.ops.rounding import kernels as rounding
         return rounding.gumbel_noise(seed, n_elements, classes, device)
-    return cpu.gumbel_noise(seed, n_elements, classes, device)
+    return chunked.gumbel_noise(seed, n_elements, classes, device)
 
 
 def assert_close_scaled(actual, expected, tol, what=""):

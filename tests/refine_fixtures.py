@@ -1,8 +1,7 @@
 """Shared pieces of the refiner tests: a crop of a held-out sample image and the bundled codec."""
 import functools
 
-
-from sgaplus.checkpoints import load_codec
+from sgaplus.codecs.loading import load_codec
 from sgaplus.images import load_shipped_image
 
 

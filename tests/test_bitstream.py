@@ -6,8 +6,8 @@ import torch
 from refine_fixtures import bundled_codec, sample_crop
 
 from sgaplus import bitstream
-from sgaplus.checkpoints import build_model
 from sgaplus.codecs import CompressAIHyperprior
+from sgaplus.codecs.registry import build_model
 from sgaplus.refine import LatentRefiner
 
 

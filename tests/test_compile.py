@@ -4,7 +4,7 @@ import torch
 from helpers import KERNEL_DEVICE
 
 import sgaplus
-from sgaplus.op import draw_seed
+from sgaplus.ops._common import draw_seed
 
 
 def loss_fn(y, means, tau):

@@ -4,8 +4,9 @@ import torch
 from helpers import CONFIGS, assert_close_scaled, backend_noise
 
 import sgaplus
-from sgaplus.config import RoundingConfig
-from sgaplus.op import draw_seed
+from sgaplus.ops._common import draw_seed
+from sgaplus.ops.rounding import RoundingConfig
+from sgaplus.ops.rounding.reference import sga_round_reference
 
 pytestmark = pytest.mark.cuda
 
@@ -25,7 +26,7 @@ def test_kernels_match_reference_at_scale(classes, method, hard, dtype, fwd_tol,
     grads = torch.autograd.grad(out, (y, means), grad_out)
     noise = backend_noise("triton", int(draw_seed(torch.Generator().manual_seed(1))), y.numel(), classes, "cuda")
     ref_in = [t.detach().double().requires_grad_() for t in (y, means)]
-    ref = sgaplus.sga_round_reference(ref_in[0], 0.5, RoundingConfig(method, classes, hard), means=ref_in[1],
+    ref = sga_round_reference(ref_in[0], 0.5, RoundingConfig(method, classes, hard), means=ref_in[1],
                                       noise=noise.view(*shape, classes).double())
     ref_grads = torch.autograd.grad(ref, ref_in, grad_out.double())
     assert_close_scaled(out, ref, fwd_tol, "forward")
@@ -41,7 +42,7 @@ def test_auto_backend_on_cuda_is_the_kernel():
 
 
 def test_tau_as_cuda_tensor_and_new_tau_does_not_recompile():
-    from sgaplus.kernels import rounding
+    from sgaplus.ops.rounding import kernels as rounding
     y = torch.randn(4096, device="cuda")
     sgaplus.sga_round(y, 0.9)
     compiled = len(rounding.two_class_forward_kernel.device_caches[0][0])

@@ -1,7 +1,7 @@
 """Edge values, shapes and dtypes: finite results, exact integers, ties, empty and strided inputs."""
 import pytest
 import torch
-from helpers import KERNEL_DEVICE, CONFIGS, assert_close_scaled
+from helpers import CONFIGS, KERNEL_DEVICE, assert_close_scaled
 
 import sgaplus
 

@@ -7,8 +7,8 @@ from helpers import KERNEL_DEVICE, backend_noise
 from scipy.stats import chisquare
 
 import sgaplus
-from sgaplus.config import RoundingConfig
-from sgaplus.reference import _three_class_scores, _two_class_scores
+from sgaplus.ops.rounding import RoundingConfig
+from sgaplus.ops.rounding.reference import _three_class_scores, _two_class_scores
 
 EULER_GAMMA = 0.5772156649015329
 N_DRAWS = 40_000

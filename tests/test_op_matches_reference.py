@@ -4,8 +4,9 @@ import torch
 from helpers import CONFIGS, KERNEL_DEVICE, assert_close_scaled, backend_noise
 
 import sgaplus
-from sgaplus.config import RoundingConfig
-from sgaplus.op import draw_seed
+from sgaplus.ops._common import draw_seed
+from sgaplus.ops.rounding import RoundingConfig
+from sgaplus.ops.rounding.reference import sga_round_reference
 
 # Relative to max|reference|. Gradients are ill-conditioned where a distance nears 1 (linear: 1/(1-d)):
 # the float32 difference y - means then costs more digits than the kernel's own arithmetic.
@@ -27,7 +28,7 @@ def run_both(backend, device, classes, method, hard, with_means, dtype, shape=(5
     noise = backend_noise(backend, seed, y.numel(), classes, device).view(*shape, classes)
     ref_inputs = [t.detach().double().requires_grad_() for t in inputs]
     cfg = RoundingConfig(method, classes, hard)
-    ref = sgaplus.sga_round_reference(ref_inputs[0], tau, cfg, means=ref_inputs[1] if with_means else None,
+    ref = sga_round_reference(ref_inputs[0], tau, cfg, means=ref_inputs[1] if with_means else None,
                                       noise=noise.double())
     ref_grads = torch.autograd.grad(ref, ref_inputs, grad_out.double())
     return out, grads, ref, ref_grads
@@ -61,7 +62,7 @@ def test_backward_regenerates_the_forward_noise(backend):
     for name, noise_seed in (("same", seed), ("other", seed + 1)):
         y_ref = y.detach().double().requires_grad_()
         noise = backend_noise(backend, noise_seed, 300, 2, device).double()
-        ref = sgaplus.sga_round_reference(y_ref, 0.7, RoundingConfig("ssl"), noise=noise)
+        ref = sga_round_reference(y_ref, 0.7, RoundingConfig("ssl"), noise=noise)
         (grads[name],) = torch.autograd.grad(ref.sum(), y_ref)
     assert_close_scaled(grad, grads["same"], 2e-5)
     assert (grad - grads["other"]).abs().max() > 1e-2

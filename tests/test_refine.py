@@ -6,7 +6,7 @@ import pytest
 import torch
 from refine_fixtures import bundled_codec, sample_crop
 
-from sgaplus.checkpoints import load_codec
+from sgaplus.codecs.loading import load_codec
 from sgaplus.refine import LatentRefiner
 
 

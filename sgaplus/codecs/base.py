@@ -14,6 +14,10 @@ class HyperpriorCodec(ABC):
     has_means = True
 
     @abstractmethod
+    def to(self, device):
+        """Move the codec's weights to device; returns self."""
+
+    @abstractmethod
     def analysis(self, x):
         """y = g_a(x) for an image batch (B, 3, H, W) padded to `multiple`."""
 

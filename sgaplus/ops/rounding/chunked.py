@@ -1,19 +1,18 @@
-"""The op's CPU path: the fused kernels' closed-form forward and backward, written with torch ops.
+"""The op's PyTorch path (backend "torch", any device): the fused kernels' closed-form forward and
+backward, written with torch ops.
 
-Same contract as kernels/rounding.py: forward(y, means, tau, seed, cfg) and backward(...) on
+Same contract as kernels.py: forward(y, means, tau, seed, cfg) and backward(...) on
 contiguous tensors, nothing saved but y (and means). The work runs in chunks so temporaries stay
 in cache; the Gumbel noise of each chunk comes from a torch.Generator seeded with `seed`, drawn
 again, chunk by chunk, in the backward. It runs on any device (CUDA float64 uses it too); its
 noise stream differs from the Triton kernels' Philox stream for the same seed.
 """
-import math
-
 import torch
 
-from .reference import gumbel_like
+from .config import COSINE_FLOOR, EPS, HALF_PI, SSL_THREE_CLASS_SCALE, THREE_CLASS_FLOOR
+from .noise import gumbel_like
 
 CHUNK = 1 << 16
-HALF_PI = math.pi / 2
 
 
 def _compute_dtype(dtype):
@@ -21,64 +20,66 @@ def _compute_dtype(dtype):
 
 
 def _two_class_score(d, cfg, with_grad):
-    """s(d) and ds/dd (None unless with_grad) of SPEC's two-class table, d clamped to [-1+eps, 1-eps]."""
+    """s(d) and ds/dd (None unless with_grad) of the two-class table (docs/rounding.md), d clamped to
+    [-1+eps, 1-eps]."""
     if cfg.method == "atanh":
         return -torch.atanh(d), (-1 / (1 - d * d) if with_grad else None)
     if cfg.method == "linear":
         return torch.log1p(-d), (-1 / (1 - d) if with_grad else None)
     if cfg.method == "cosine":
-        q = (1 - 1e-7) * torch.cos(HALF_PI * d) ** 2 + 1e-7
-        return torch.log(q), (-(1 - 1e-7) * HALF_PI * torch.sin(math.pi * d) / q if with_grad else None)
-    dc = d.clamp(cfg.eps, 1 - cfg.eps)
+        q = (1 - COSINE_FLOOR) * torch.cos(HALF_PI * d) ** 2 + COSINE_FLOOR
+        return torch.log(q), (-(1 - COSINE_FLOOR) * HALF_PI * torch.sin(2 * HALF_PI * d) / q if with_grad else None)
+    dc = d.clamp(EPS, 1 - EPS)
     t = cfg.a * torch.logit(dc)
     if not with_grad:
         return torch.nn.functional.logsigmoid(-t), None
-    inside = (d >= cfg.eps) & (d <= 1 - cfg.eps)
+    inside = (d >= EPS) & (d <= 1 - EPS)
     ds = torch.where(inside, -cfg.a * torch.sigmoid(t) / (dc * (1 - dc)), 0.0)
     return torch.nn.functional.logsigmoid(-t), ds
 
 
 def _three_class_score(delta, cfg, with_grad):
-    """s(delta) and ds/ddelta (None unless with_grad) of SPEC's three-class table."""
+    """s(delta) and ds/ddelta (None unless with_grad) of the three-class table (docs/rounding.md)."""
     if cfg.method == "linear":
         x = 1 - cfg.r * delta.abs()
-        xm = x.clamp(min=1e-6)
+        xm = x.clamp(min=THREE_CLASS_FLOOR)
         s = cfg.n * torch.log(xm)
-        return s, (torch.where(x >= 1e-6, -cfg.n * cfg.r * delta.sign() / xm, 0.0) if with_grad else None)
+        return s, (torch.where(x >= THREE_CLASS_FLOOR, -cfg.n * cfg.r * delta.sign() / xm, 0.0) if with_grad else None)
     if cfg.method == "cosine":
         rd = cfg.r * delta
         q = rd.clamp(-1, 1)
         c = torch.cos(HALF_PI * q)
         cm = c.clamp(min=0)
-        p = cm ** cfg.n + 1e-7
+        p = cm ** cfg.n + COSINE_FLOOR
         if not with_grad:
             return torch.log(p), None
         dp = cfg.n * cm ** (cfg.n - 1) * -torch.sin(HALF_PI * q) * HALF_PI * cfg.r
         return torch.log(p), torch.where((rd >= -1) & (rd <= 1) & (c >= 0), dp / p, 0.0)
-    xr = (cfg.r * delta / 1.5).abs()
-    x = xr.clamp(1e-6, 1 - 1e-6)
+    xr = (cfg.r * delta / SSL_THREE_CLASS_SCALE).abs()
+    x = xr.clamp(THREE_CLASS_FLOOR, 1 - THREE_CLASS_FLOOR)
     t = cfg.a * torch.logit(x)
     sg = torch.sigmoid(-t)
-    s = cfg.n * torch.log(sg.clamp(min=1e-6))
+    s = cfg.n * torch.log(sg.clamp(min=THREE_CLASS_FLOOR))
     if not with_grad:
         return s, None
-    inside = (xr >= 1e-6) & (xr <= 1 - 1e-6) & (sg >= 1e-6)
-    ds = torch.where(inside, -cfg.n * cfg.a * torch.sigmoid(t) / (x * (1 - x)) * delta.sign() * (cfg.r / 1.5), 0.0)
+    inside = (xr >= THREE_CLASS_FLOOR) & (xr <= 1 - THREE_CLASS_FLOOR) & (sg >= THREE_CLASS_FLOOR)
+    dx = delta.sign() * (cfg.r / SSL_THREE_CLASS_SCALE)
+    ds = torch.where(inside, -cfg.n * cfg.a * torch.sigmoid(t) / (x * (1 - x)) * dx, 0.0)
     return s, ds
 
 
 def _two_class(v, noise, tau, cfg, with_grad=False):
-    """Classes, Gumbel-softmax inputs z_k and (with_grad) their derivatives dz_k/dv for two classes."""
+    """Classes, noisy logits and (with_grad) their derivatives dz_k/dv for two classes."""
     lo, hi = torch.floor(v), torch.ceil(v)
     d_raw = torch.stack([v - lo, hi - v])
-    d = d_raw.clamp(-1 + cfg.eps, 1 - cfg.eps)
+    d = d_raw.clamp(-1 + EPS, 1 - EPS)
     s, ds = _two_class_score(d, cfg, with_grad)
-    z = s.div_(tau).add_(noise.T).div_(tau)
+    logits = s.div_(tau).add_(noise.T).div_(tau)
     if not with_grad:
-        return lo, hi, z, None
+        return lo, hi, logits, None
     sign = torch.tensor([1.0, -1.0], dtype=v.dtype, device=v.device).view(2, 1)
-    dz = torch.where((d_raw >= -1 + cfg.eps) & (d_raw <= 1 - cfg.eps), ds * sign, 0.0) / (tau * tau)
-    return lo, hi, z, dz
+    dlogits = torch.where((d_raw >= -1 + EPS) & (d_raw <= 1 - EPS), ds * sign, 0.0) / (tau * tau)
+    return lo, hi, logits, dlogits
 
 
 def _three_class(v, noise, tau, cfg, with_grad=False):
@@ -112,17 +113,17 @@ def forward(y, means, tau, seed, cfg):
     flat_out = out.view(-1)
     for part, v, noise in _chunks(y, means, seed, cfg.classes):
         if cfg.classes == 2:
-            lo, hi, z, _ = _two_class(v, noise, tau, cfg)
+            lo, hi, logits, _ = _two_class(v, noise, tau, cfg)
             if cfg.hard:
-                value = torch.where(z[1] > z[0], hi, lo)
+                value = torch.where(logits[1] > logits[0], hi, lo)
             else:
-                value = lo + torch.sigmoid(z[1] - z[0]) * (hi - lo)
+                value = lo + torch.sigmoid(logits[1] - logits[0]) * (hi - lo)
         else:
-            c, z, _ = _three_class(v, noise, tau, cfg)
+            c, logits, _ = _three_class(v, noise, tau, cfg)
             if cfg.hard:
-                value = c + z.argmax(dim=0).to(v.dtype) - 1
+                value = c + logits.argmax(dim=0).to(v.dtype) - 1
             else:
-                w = torch.softmax(z, dim=0)
+                w = torch.softmax(logits, dim=0)
                 value = c + (w[2] - w[0])
         if means is not None:
             value = value + means.view(-1)[part].to(value.dtype)
@@ -136,14 +137,14 @@ def backward(y, means, grad_out, tau, seed, cfg, means_grad=True):
     flat_grad_out = grad_out.reshape(-1)
     for part, v, noise in _chunks(y, means, seed, cfg.classes):
         if cfg.classes == 2:
-            lo, hi, z, dz = _two_class(v, noise, tau, cfg, with_grad=True)
-            w_up = torch.sigmoid(z[1] - z[0])
-            dv = (hi - lo) * w_up * (1 - w_up) * (dz[1] - dz[0])
+            lo, hi, logits, dlogits = _two_class(v, noise, tau, cfg, with_grad=True)
+            w_up = torch.sigmoid(logits[1] - logits[0])
+            dv = (hi - lo) * w_up * (1 - w_up) * (dlogits[1] - dlogits[0])
         else:
-            _, z, dz = _three_class(v, noise, tau, cfg, with_grad=True)
-            w = torch.softmax(z, dim=0)
+            _, logits, dlogits = _three_class(v, noise, tau, cfg, with_grad=True)
+            w = torch.softmax(logits, dim=0)
             offsets = torch.tensor([-1.0, 0.0, 1.0], dtype=v.dtype, device=v.device).view(3, 1)
-            dv = (w * (offsets - (w[2] - w[0])) * dz).sum(dim=0)
+            dv = (w * (offsets - (w[2] - w[0])) * dlogits).sum(dim=0)
         go = flat_grad_out[part].to(dv.dtype)
         grad_y.view(-1)[part] = go * dv
         if grad_means is not None:

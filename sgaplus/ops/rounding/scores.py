@@ -1,4 +1,4 @@
-"""Score functions s(d) of SPEC.md and their derivatives ds/dd, as Triton device functions.
+"""Score functions s(d) of docs/rounding.md and their derivatives ds/dd, as Triton device functions.
 
 A score is the unnormalised log-probability of rounding to a class at distance d. Each helper
 returns ``(s, ds)``; the forward kernels ignore ``ds`` and the compiler drops it. Masks of the
@@ -8,15 +8,19 @@ an exact zero, as ``torch.clamp`` does, even where the unclamped derivative is i
 import triton
 import triton.language as tl
 
-# Method ids shared with the Python side (sgaplus.config.METHOD_IDS).
-ATANH = tl.constexpr(0)
-LINEAR = tl.constexpr(1)
-COSINE = tl.constexpr(2)
-SSL = tl.constexpr(3)
+from . import config
 
-HALF_PI: tl.constexpr = 1.5707963267948966
-COSINE_FLOOR: tl.constexpr = 1e-7
-THREE_CLASS_FLOOR: tl.constexpr = 1e-6
+# Globals a @triton.jit function reads must be tl.constexpr objects (an annotation is not enough: the
+# interpreter accepts it, the compiler does not).
+ATANH = tl.constexpr(config.METHOD_IDS["atanh"])
+LINEAR = tl.constexpr(config.METHOD_IDS["linear"])
+COSINE = tl.constexpr(config.METHOD_IDS["cosine"])
+SSL = tl.constexpr(config.METHOD_IDS["ssl"])
+EPS = tl.constexpr(config.EPS)
+HALF_PI = tl.constexpr(config.HALF_PI)
+COSINE_FLOOR = tl.constexpr(config.COSINE_FLOOR)
+THREE_CLASS_FLOOR = tl.constexpr(config.THREE_CLASS_FLOOR)
+SSL_THREE_CLASS_SCALE = tl.constexpr(config.SSL_THREE_CLASS_SCALE)
 
 
 @triton.jit
@@ -31,7 +35,7 @@ def _log_sigmoid(x):
 
 
 @triton.jit
-def two_class_score(d, a, EPS: tl.constexpr, METHOD: tl.constexpr):
+def two_class_score(d, a, METHOD: tl.constexpr):
     """s(d) and ds/dd for a distance d in [-1+eps, 1-eps] (already clamped)."""
     if METHOD == ATANH:
         s = -0.5 * tl.log((1.0 + d) / (1.0 - d))
@@ -40,10 +44,10 @@ def two_class_score(d, a, EPS: tl.constexpr, METHOD: tl.constexpr):
         s = tl.log(1.0 - d)
         ds = -1.0 / (1.0 - d)
     elif METHOD == COSINE:
-        c = tl.cos(HALF_PI * d)
-        q = (1.0 - COSINE_FLOOR) * c * c + COSINE_FLOOR
+        c = tl.cos(d * HALF_PI)
+        q = c * c * (1.0 - COSINE_FLOOR) + COSINE_FLOOR
         s = tl.log(q)
-        ds = -(1.0 - COSINE_FLOOR) * HALF_PI * tl.sin(2.0 * HALF_PI * d) / q
+        ds = -tl.sin(d * (2.0 * HALF_PI)) * ((1.0 - COSINE_FLOOR) * HALF_PI) / q
     else:  # SSL: log sigmoid(-a * logit(dc)), dc = clamp(d, eps, 1 - eps)
         inside = (d >= EPS) & (d <= 1.0 - EPS)
         dc = tl.minimum(tl.maximum(d, EPS), 1.0 - EPS)
@@ -64,18 +68,19 @@ def three_class_score(delta, r, n, a, METHOD: tl.constexpr):
     elif METHOD == COSINE:
         rd = r * delta
         q = tl.minimum(tl.maximum(rd, -1.0), 1.0)
-        c = tl.cos(HALF_PI * q)
+        c = tl.cos(q * HALF_PI)
         cm = tl.maximum(c, 0.0)
         p = tl.exp(n * tl.log(cm))  # cm ** n, 0 at cm == 0
         s = tl.log(p + COSINE_FLOOR)
-        dp = n * tl.exp((n - 1.0) * tl.log(cm)) * -tl.sin(HALF_PI * q) * HALF_PI * r
+        dp = n * tl.exp((n - 1.0) * tl.log(cm)) * -tl.sin(q * HALF_PI) * HALF_PI * r
         ds = tl.where((rd >= -1.0) & (rd <= 1.0) & (c >= 0.0), dp / (p + COSINE_FLOOR), 0.0)
     else:  # SSL
-        xr = tl.abs(r * delta / 1.5)
+        xr = tl.abs(r * delta / SSL_THREE_CLASS_SCALE)
         x = tl.minimum(tl.maximum(xr, THREE_CLASS_FLOOR), 1.0 - THREE_CLASS_FLOOR)
         t = a * tl.log(x / (1.0 - x))
         sg = tl.sigmoid(-t)
         s = n * tl.log(tl.maximum(sg, THREE_CLASS_FLOOR))
         inside = (xr >= THREE_CLASS_FLOOR) & (xr <= 1.0 - THREE_CLASS_FLOOR) & (sg >= THREE_CLASS_FLOOR)
-        ds = tl.where(inside, -n * a * tl.sigmoid(t) / (x * (1.0 - x)) * _sign(delta) * (r / 1.5), 0.0)
+        dx = _sign(delta) * (r / SSL_THREE_CLASS_SCALE)
+        ds = tl.where(inside, -n * a * tl.sigmoid(t) / (x * (1.0 - x)) * dx, 0.0)
     return s, ds

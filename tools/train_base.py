@@ -1,7 +1,7 @@
 """Train the bundled mean-scale hyperprior checkpoints (sgaplus/assets) on images skimage ships.
 
-    python bench/train_base.py --quality 2 --steps 5000                 # from scratch
-    python bench/train_base.py --quality 1 --steps 2000 --init-from 2   # fine-tune from quality 2
+    python tools/train_base.py --quality 2 --steps 5000                 # from scratch
+    python tools/train_base.py --quality 1 --steps 2000 --init-from 2   # fine-tune from quality 2
 
 Resumable: the training state is saved every --save-every steps under --work; running the same
 command again continues from there. The finished model goes to sgaplus/assets/ with a record of
@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sgaplus.checkpoints import ASSETS, load_bundled, save_checkpoint
+from sgaplus.checkpoints import save_checkpoint
+from sgaplus.codecs.loading import ASSETS, load_bundled
 from sgaplus.images import EVAL_IMAGES, TRAIN_IMAGES, load_shipped_image
 
 LAMBDAS = {1: 0.0035, 2: 0.0067, 3: 0.0130, 4: 0.0250}
@@ -57,7 +58,7 @@ def main():
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--save-every", type=int, default=250)
-    parser.add_argument("--work", type=Path, default=Path("bench/train_state"))
+    parser.add_argument("--work", type=Path, default=Path("tools/train_state"))
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--note", help="free text recorded with the checkpoint (e.g. earlier training stages)")
     args = parser.parse_args()
@@ -71,7 +72,7 @@ def main():
     if args.init_from is not None:
         model, _ = load_bundled(args.init_from)
     else:
-        from sgaplus.checkpoints import build_model
+        from sgaplus.codecs.registry import build_model
         model = build_model(ARCHITECTURE, N, M)
     model = model.to(device).train()
     aux_params = [p for name, p in model.named_parameters() if name.endswith(".quantiles")]

@@ -1,16 +1,15 @@
-"""Readable PyTorch formulation of SGA+ rounding (SPEC.md), as the paper's code writes it.
+"""Readable PyTorch formulation of SGA+ rounding (docs/rounding.md), as the paper's code writes it.
 
 Stack the candidate classes, score their distances, add Gumbel noise, softmax, weight. Autograd
 does the backward, so the graph keeps every intermediate: this is the baseline the fused op is
 tested and benchmarked against. `noise` (Gumbel samples, shape y.shape + (classes,)) may be passed
 in to compare backends element by element.
 """
-import math
-
 import torch
 import torch.nn.functional as F
 
-from .config import RoundingConfig
+from .config import COSINE_FLOOR, EPS, HALF_PI, SSL_THREE_CLASS_SCALE, THREE_CLASS_FLOOR, RoundingConfig
+from .noise import gumbel_like
 
 
 def _two_class_scores(d, cfg):
@@ -19,29 +18,23 @@ def _two_class_scores(d, cfg):
     if cfg.method == "linear":
         return torch.log(1 - d)
     if cfg.method == "cosine":
-        return torch.log((1 - 1e-7) * torch.cos(math.pi * d / 2) ** 2 + 1e-7)
-    dc = d.clamp(cfg.eps, 1 - cfg.eps)
+        return torch.log((1 - COSINE_FLOOR) * torch.cos(HALF_PI * d) ** 2 + COSINE_FLOOR)
+    dc = d.clamp(EPS, 1 - EPS)
     return F.logsigmoid(-cfg.a * torch.logit(dc))
 
 
 def _three_class_scores(delta, cfg):
     if cfg.method == "linear":
-        return cfg.n * torch.log((1 - cfg.r * delta.abs()).clamp(min=1e-6))
+        return cfg.n * torch.log((1 - cfg.r * delta.abs()).clamp(min=THREE_CLASS_FLOOR))
     if cfg.method == "cosine":
-        base = torch.cos(math.pi / 2 * (cfg.r * delta).clamp(-1, 1)).clamp(min=0)
-        return torch.log(base ** cfg.n + 1e-7)
-    x = (cfg.r * delta / 1.5).abs().clamp(1e-6, 1 - 1e-6)
-    return cfg.n * torch.log(torch.sigmoid(-cfg.a * torch.logit(x)).clamp(min=1e-6))
-
-
-def gumbel_like(shape, dtype, device, generator=None):
-    """Gumbel(0, 1) noise, u drawn strictly inside (0, 1) as the fused op draws it."""
-    u = torch.rand(shape, dtype=torch.float32, device=device, generator=generator).add_(2.0 ** -25)
-    return u.log_().neg_().log_().neg_().to(dtype)
+        base = torch.cos(HALF_PI * (cfg.r * delta).clamp(-1, 1)).clamp(min=0)
+        return torch.log(base ** cfg.n + COSINE_FLOOR)
+    x = (cfg.r * delta / SSL_THREE_CLASS_SCALE).abs().clamp(THREE_CLASS_FLOOR, 1 - THREE_CLASS_FLOOR)
+    return cfg.n * torch.log(torch.sigmoid(-cfg.a * torch.logit(x)).clamp(min=THREE_CLASS_FLOOR))
 
 
 def sga_round_reference(y, tau, cfg=None, means=None, noise=None, generator=None):
-    """SGA+ rounding of y (see SPEC.md); half precision is computed in float32."""
+    """SGA+ rounding of y (docs/rounding.md); half precision is computed in float32."""
     cfg = cfg or RoundingConfig()
     compute_dtype = torch.float64 if y.dtype == torch.float64 else torch.float32
     v = y.to(compute_dtype)
@@ -50,7 +43,7 @@ def sga_round_reference(y, tau, cfg=None, means=None, noise=None, generator=None
     if cfg.classes == 2:
         lo, hi = torch.floor(v), torch.ceil(v)
         candidates = torch.stack([lo, hi], dim=-1)
-        distances = torch.stack([v - lo, hi - v], dim=-1).clamp(-1 + cfg.eps, 1 - cfg.eps)
+        distances = torch.stack([v - lo, hi - v], dim=-1).clamp(-1 + EPS, 1 - EPS)
         scores = _two_class_scores(distances, cfg)
     else:
         c = torch.round(v)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine: the CUDA tests, the benchmark suites and the refinement throughput run; results
 # land in bench/results/ and are copied to $OUT (when set) so they come back to commit.
-#   bash bench/gpu.sh [tests|bench|op|step|throughput|all]   (default all)
+#   bash tools/gpu.sh [tests|bench|op|step|throughput|all]   (default all)
 # One device call may run 10 minutes: split the work across calls, e.g. tests, then op (the op suites and
 # the roofline), then step (the refinement-step suite), then throughput. op and step merge into the
 # device's report in bench/results (commit what came back from one call before the next, so it travels).

@@ -1,26 +1,30 @@
-"""RoundingConfig: which SGA+ rounding to compute (method, classes, parameters), validated once."""
+"""RoundingConfig (which SGA+ rounding to compute, validated once) and every constant of the math.
+
+The constants are defined here once: the Triton kernels read them as ``tl.constexpr(config.NAME)``,
+the chunked PyTorch path and the reference import them. docs/rounding.md says why each exists.
+"""
 import math
 from dataclasses import dataclass
 from typing import Optional
 
+from .._common import check_positive
+
 METHODS = {2: ("atanh", "linear", "cosine", "ssl"), 3: ("linear", "cosine", "ssl")}
-METHOD_IDS = {"atanh": 0, "linear": 1, "cosine": 2, "ssl": 3}  # as kernels/scores.py
+METHOD_IDS = {"atanh": 0, "linear": 1, "cosine": 2, "ssl": 3}  # the kernels' METHOD constexpr
 DEFAULT_SSL_A = {2: 2.3, 3: 1.4}  # the paper's best settings
 DEFAULT_R = 0.98
 DEFAULT_N = 1.5
-EPS = 1e-5
 
-
-def check_positive(name, value):
-    """value as a float, or a ValueError naming it unless it is a finite number > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
+EPS = 1e-5  # two-class distances are clamped to [-1 + EPS, 1 - EPS] (ssl: [EPS, 1 - EPS])
+COSINE_FLOOR = 1e-7  # added inside the cosine scores' log (two and three classes)
+THREE_CLASS_FLOOR = 1e-6  # three-class linear/ssl: lower bound inside the log, ssl's clamp of x
+SSL_THREE_CLASS_SCALE = 1.5  # three-class ssl scales the offset as x = |r * delta / 1.5|
+HALF_PI = math.pi / 2
 
 
 @dataclass(frozen=True)
 class RoundingConfig:
-    """Method and parameters of the op (SPEC.md). Parameters a method does not use stay None.
+    """Method and parameters of the op (docs/rounding.md). Parameters a method does not use stay None.
 
     a: ssl shape (default 2.3 for two classes, 1.4 for three); r: three-class factor in (0, 1]
     (default 0.98); n: three-class power > 0 (default 1.5).
@@ -31,7 +35,6 @@ class RoundingConfig:
     a: Optional[float] = None
     r: Optional[float] = None
     n: Optional[float] = None
-    eps: float = EPS
 
     def __post_init__(self):
         if self.classes not in METHODS or isinstance(self.classes, bool):
@@ -56,9 +59,11 @@ class RoundingConfig:
             object.__setattr__(self, "n", n)
         elif self.r is not None or self.n is not None:
             raise ValueError("r and n are three-class parameters; classes=2 does not use them")
-        if not 0 < self.eps < 0.5:
-            raise ValueError(f"eps must lie in (0, 0.5), got {self.eps!r}")
 
     @property
     def method_id(self):
         return METHOD_IDS[self.method]
+
+    def with_hard(self, hard):
+        """The same rounding with straight-through on or off."""
+        return RoundingConfig(self.method, self.classes, hard, self.a, self.r, self.n)

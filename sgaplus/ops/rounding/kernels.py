@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .scores import three_class_score, two_class_score
+from .scores import EPS, three_class_score, two_class_score
 
 BLOCK = 1024
 NUM_WARPS = 4
@@ -44,24 +44,24 @@ def _block(y_ptr, means_ptr, n_elements, BLOCK: tl.constexpr, HAS_MEANS: tl.cons
 
 
 @triton.jit
-def _two_class_logits(v, idx, tau, a, seed, EPS: tl.constexpr, METHOD: tl.constexpr):
-    """Classes floor(v), ceil(v); Gumbel-softmax inputs z_k = (s_k/tau + g_k)/tau and dz_k/dv."""
+def _two_class_logits(v, idx, tau, a, seed, METHOD: tl.constexpr):
+    """Classes floor(v), ceil(v); noisy logits (s_k/tau + g_k)/tau and their d/dv."""
     lo = tl.floor(v)
     hi = tl.ceil(v)
     d_down_raw = v - lo
     d_up_raw = hi - v
     d_down = tl.minimum(tl.maximum(d_down_raw, -1.0 + EPS), 1.0 - EPS)
     d_up = tl.minimum(tl.maximum(d_up_raw, -1.0 + EPS), 1.0 - EPS)
-    s_down, ds_down = two_class_score(d_down, a, EPS, METHOD)
-    s_up, ds_up = two_class_score(d_up, a, EPS, METHOD)
+    s_down, ds_down = two_class_score(d_down, a, METHOD)
+    s_up, ds_up = two_class_score(d_up, a, METHOD)
     bits_down, bits_up, _, _ = tl.randint4x(seed, idx)
-    z_down = (s_down / tau + _gumbel(bits_down)) / tau
-    z_up = (s_up / tau + _gumbel(bits_up)) / tau
+    logit_down = (s_down / tau + _gumbel(bits_down)) / tau
+    logit_up = (s_up / tau + _gumbel(bits_up)) / tau
     inv_tau2 = 1.0 / (tau * tau)
     # d(d_down)/dv = +1 and d(d_up)/dv = -1 inside their clamps, 0 outside.
-    dz_down = tl.where((d_down_raw >= -1.0 + EPS) & (d_down_raw <= 1.0 - EPS), ds_down, 0.0) * inv_tau2
-    dz_up = tl.where((d_up_raw >= -1.0 + EPS) & (d_up_raw <= 1.0 - EPS), -ds_up, 0.0) * inv_tau2
-    return lo, hi, z_down, z_up, dz_down, dz_up
+    dlogit_down = tl.where((d_down_raw >= -1.0 + EPS) & (d_down_raw <= 1.0 - EPS), ds_down, 0.0) * inv_tau2
+    dlogit_up = tl.where((d_up_raw >= -1.0 + EPS) & (d_up_raw <= 1.0 - EPS), -ds_up, 0.0) * inv_tau2
+    return lo, hi, logit_down, logit_up, dlogit_down, dlogit_up
 
 
 @triton.jit
@@ -74,25 +74,25 @@ def _round_half_even(v):
 
 @triton.jit
 def _three_class_logits(v, idx, tau, r, n, a, seed, METHOD: tl.constexpr):
-    """Classes c-1, c, c+1 (c = round half to even); z_k and dz_k/dv (d delta_k/dv = 1)."""
+    """Classes c-1, c, c+1 (c = round half to even); noisy logits and their d/dv (d delta_k/dv = 1)."""
     c = _round_half_even(v)
     s0, ds0 = three_class_score(v - c + 1.0, r, n, a, METHOD)
     s1, ds1 = three_class_score(v - c, r, n, a, METHOD)
     s2, ds2 = three_class_score(v - c - 1.0, r, n, a, METHOD)
     bits0, bits1, bits2, _ = tl.randint4x(seed, idx)
-    z0 = (s0 / tau + _gumbel(bits0)) / tau
-    z1 = (s1 / tau + _gumbel(bits1)) / tau
-    z2 = (s2 / tau + _gumbel(bits2)) / tau
+    logit0 = (s0 / tau + _gumbel(bits0)) / tau
+    logit1 = (s1 / tau + _gumbel(bits1)) / tau
+    logit2 = (s2 / tau + _gumbel(bits2)) / tau
     inv_tau2 = 1.0 / (tau * tau)
-    return c, z0, z1, z2, ds0 * inv_tau2, ds1 * inv_tau2, ds2 * inv_tau2
+    return c, logit0, logit1, logit2, ds0 * inv_tau2, ds1 * inv_tau2, ds2 * inv_tau2
 
 
 @triton.jit
-def _softmax3(z0, z1, z2):
-    m = tl.maximum(tl.maximum(z0, z1), z2)
-    e0 = tl.exp(z0 - m)
-    e1 = tl.exp(z1 - m)
-    e2 = tl.exp(z2 - m)
+def _softmax3(logit0, logit1, logit2):
+    m = tl.maximum(tl.maximum(logit0, logit1), logit2)
+    e0 = tl.exp(logit0 - m)
+    e1 = tl.exp(logit1 - m)
+    e2 = tl.exp(logit2 - m)
     total = e0 + e1 + e2
     return e0 / total, e1 / total, e2 / total
 
@@ -108,28 +108,28 @@ def _store_grads(grad_out_ptr, grad_y_ptr, grad_means_ptr, idx, mask, dv, MEANS_
 
 
 @triton.jit(do_not_specialize=["n_elements"])
-def two_class_forward_kernel(y_ptr, means_ptr, out_ptr, n_elements, tau_ptr, a, seed_ptr, EPS: tl.constexpr,
+def two_class_forward_kernel(y_ptr, means_ptr, out_ptr, n_elements, tau_ptr, a, seed_ptr,
                              METHOD: tl.constexpr, HAS_MEANS: tl.constexpr, HARD: tl.constexpr,
                              BLOCK: tl.constexpr):
     tau, seed = _scalars(tau_ptr, seed_ptr)
     idx, mask, v, mu = _block(y_ptr, means_ptr, n_elements, BLOCK, HAS_MEANS)
-    lo, hi, z_down, z_up, _, _ = _two_class_logits(v, idx, tau, a, seed, EPS, METHOD)
+    lo, hi, logit_down, logit_up, _, _ = _two_class_logits(v, idx, tau, a, seed, METHOD)
     if HARD:
-        out = tl.where(z_up > z_down, hi, lo)
+        out = tl.where(logit_up > logit_down, hi, lo)
     else:
-        out = lo + tl.sigmoid(z_up - z_down) * (hi - lo)
+        out = lo + tl.sigmoid(logit_up - logit_down) * (hi - lo)
     tl.store(out_ptr + idx, (out + mu).to(out_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit(do_not_specialize=["n_elements"])
 def two_class_backward_kernel(y_ptr, means_ptr, grad_out_ptr, grad_y_ptr, grad_means_ptr, n_elements, tau_ptr, a,
-                              seed_ptr, EPS: tl.constexpr, METHOD: tl.constexpr, HAS_MEANS: tl.constexpr,
+                              seed_ptr, METHOD: tl.constexpr, HAS_MEANS: tl.constexpr,
                               MEANS_GRAD: tl.constexpr, BLOCK: tl.constexpr):
     tau, seed = _scalars(tau_ptr, seed_ptr)
     idx, mask, v, _ = _block(y_ptr, means_ptr, n_elements, BLOCK, HAS_MEANS)
-    lo, hi, z_down, z_up, dz_down, dz_up = _two_class_logits(v, idx, tau, a, seed, EPS, METHOD)
-    w_up = tl.sigmoid(z_up - z_down)
-    dv = (hi - lo) * w_up * (1.0 - w_up) * (dz_up - dz_down)
+    lo, hi, logit_down, logit_up, dlogit_down, dlogit_up = _two_class_logits(v, idx, tau, a, seed, METHOD)
+    w_up = tl.sigmoid(logit_up - logit_down)
+    dv = (hi - lo) * w_up * (1.0 - w_up) * (dlogit_up - dlogit_down)
     _store_grads(grad_out_ptr, grad_y_ptr, grad_means_ptr, idx, mask, dv, MEANS_GRAD)
 
 
@@ -139,12 +139,12 @@ def three_class_forward_kernel(y_ptr, means_ptr, out_ptr, n_elements, tau_ptr, r
                                BLOCK: tl.constexpr):
     tau, seed = _scalars(tau_ptr, seed_ptr)
     idx, mask, v, mu = _block(y_ptr, means_ptr, n_elements, BLOCK, HAS_MEANS)
-    c, z0, z1, z2, _, _, _ = _three_class_logits(v, idx, tau, r, n, a, seed, METHOD)
+    c, logit0, logit1, logit2, _, _, _ = _three_class_logits(v, idx, tau, r, n, a, seed, METHOD)
     if HARD:
         # argmax with the first class winning ties, as torch.argmax
-        out = tl.where((z0 >= z1) & (z0 >= z2), c - 1.0, tl.where(z1 >= z2, c, c + 1.0))
+        out = tl.where((logit0 >= logit1) & (logit0 >= logit2), c - 1.0, tl.where(logit1 >= logit2, c, c + 1.0))
     else:
-        w0, _, w2 = _softmax3(z0, z1, z2)
+        w0, _, w2 = _softmax3(logit0, logit1, logit2)
         out = c + (w2 - w0)
     tl.store(out_ptr + idx, (out + mu).to(out_ptr.dtype.element_ty), mask=mask)
 
@@ -155,11 +155,11 @@ def three_class_backward_kernel(y_ptr, means_ptr, grad_out_ptr, grad_y_ptr, grad
                                 MEANS_GRAD: tl.constexpr, BLOCK: tl.constexpr):
     tau, seed = _scalars(tau_ptr, seed_ptr)
     idx, mask, v, _ = _block(y_ptr, means_ptr, n_elements, BLOCK, HAS_MEANS)
-    _, z0, z1, z2, dz0, dz1, dz2 = _three_class_logits(v, idx, tau, r, n, a, seed, METHOD)
-    w0, w1, w2 = _softmax3(z0, z1, z2)
+    _, logit0, logit1, logit2, dlogit0, dlogit1, dlogit2 = _three_class_logits(v, idx, tau, r, n, a, seed, METHOD)
+    w0, w1, w2 = _softmax3(logit0, logit1, logit2)
     mean_offset = w2 - w0  # sum_k w_k (c_k - c)
     # dy~/dv = sum_k c_k dw_k/dv = sum_k w_k (c_k - y~) dz_k/dv
-    dv = w0 * (-1.0 - mean_offset) * dz0 - w1 * mean_offset * dz1 + w2 * (1.0 - mean_offset) * dz2
+    dv = w0 * (-1.0 - mean_offset) * dlogit0 - w1 * mean_offset * dlogit1 + w2 * (1.0 - mean_offset) * dlogit2
     _store_grads(grad_out_ptr, grad_y_ptr, grad_means_ptr, idx, mask, dv, MEANS_GRAD)
 
 
@@ -195,7 +195,7 @@ def forward(y, means, tau, seed, cfg, block=BLOCK, num_warps=NUM_WARPS):
     means_arg = y if means is None else means  # never read without HAS_MEANS
     if cfg.classes == 2:
         two_class_forward_kernel[_grid(n_elements, block)](
-            y, means_arg, out, n_elements, tau, _scalar(cfg.a), seed, EPS=cfg.eps, METHOD=cfg.method_id,
+            y, means_arg, out, n_elements, tau, _scalar(cfg.a), seed, METHOD=cfg.method_id,
             HAS_MEANS=means is not None, HARD=cfg.hard, BLOCK=block, num_warps=num_warps)
     else:
         three_class_forward_kernel[_grid(n_elements, block)](
@@ -216,7 +216,7 @@ def backward(y, means, grad_out, tau, seed, cfg, means_grad=True, block=BLOCK, n
     grad_means_arg = grad_y if grad_means is None else grad_means  # never written without MEANS_GRAD
     if cfg.classes == 2:
         two_class_backward_kernel[_grid(n_elements, block)](
-            y, means_arg, grad_out, grad_y, grad_means_arg, n_elements, tau, _scalar(cfg.a), seed, EPS=cfg.eps,
+            y, means_arg, grad_out, grad_y, grad_means_arg, n_elements, tau, _scalar(cfg.a), seed,
             METHOD=cfg.method_id, HAS_MEANS=means is not None, MEANS_GRAD=grad_means is not None, BLOCK=block,
             num_warps=num_warps)
     else:

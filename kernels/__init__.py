@@ -1,1 +1,0 @@
-"""Triton kernels of sgaplus (installed as ``sgaplus.kernels``): score functions and fused rounding."""

@@ -1,0 +1,105 @@
+"""What every op of the package shares: input checks, backend resolution, and the 0-d device scalars
+(noise seed, temperature) that the kernels load instead of reading them on the host."""
+import math
+import os
+
+import torch
+
+BACKENDS = ("auto", "triton", "torch")
+TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def check_positive(name, value):
+    """value as a float, or a ValueError naming it unless it is a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def draw_seed(generator=None, device="cpu", shape=()):
+    """The noise seed of one call (or a `shape` of them), an int64 tensor drawn from `generator` (on its
+    device), or from torch's global generator of `device`. Drawing on the GPU needs no host sync and
+    is CUDA-graph safe."""
+    if generator is not None:
+        device = generator.device
+    return torch.randint(0, 2 ** 31 - 1, shape, generator=generator, device=device)
+
+
+def seed_tensor(seed, generator, device):
+    """The call's seed as a 0-d int64 tensor: the given one, or one drawn from generator (or on `device`)."""
+    if seed is None:
+        return draw_seed(generator, device)
+    if generator is not None:
+        raise ValueError("pass either seed or generator, not both")
+    if isinstance(seed, torch.Tensor):
+        if seed.numel() != 1 or seed.is_floating_point() or seed.is_complex() or seed.dtype == torch.bool:
+            raise TypeError(f"seed must be an int or a one-element integer tensor, "
+                            f"got {seed.dtype} {tuple(seed.shape)}")
+        return seed.reshape(()).to(dtype=torch.int64)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
+        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    return torch.full((), seed, dtype=torch.int64, device=device)
+
+
+def validate_tau(tau):
+    """tau as a float > 0 (a one-element tensor is read)."""
+    if isinstance(tau, torch.Tensor):
+        tau = tau_tensor(tau).item()
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)):
+        raise TypeError(f"tau must be a float or a one-element tensor, got {type(tau).__name__}")
+    if not math.isfinite(tau) or tau <= 0:
+        raise ValueError(f"tau must be finite and > 0, got {tau!r}")
+    return float(tau)
+
+
+def tau_tensor(tau):
+    """Shape and gradient checks of a tensor tau, which needs no reading (so no graph break when compiled)."""
+    if tau.numel() != 1:
+        raise ValueError(f"tau must be a number or a one-element tensor, got shape {tuple(tau.shape)}")
+    if tau.requires_grad:
+        raise ValueError("tau is a hyperparameter: the op carries no gradient to it (detach it)")
+    if not tau.is_floating_point():
+        raise TypeError(f"tau must be a floating-point tensor, got {tau.dtype}")
+    return tau.reshape(())
+
+
+def host_tau(tau):
+    """tau as the op carries it: a tensor is checked for shape (read by the op later); a number is
+    checked now and travels as a float64 host tensor (one small copy to the GPU, no check kernels)."""
+    if isinstance(tau, torch.Tensor):
+        return tau_tensor(tau)
+    return torch.tensor(validate_tau(tau), dtype=torch.float64)
+
+
+def kernel_scalars(seed, tau, device):
+    """seed and tau as tensors on the kernels' device, never read on the host when they are already there
+    (so a CUDA graph can capture the op): such a tau is checked by an asynchronous device assertion."""
+    if tau.device == device:
+        torch._assert_async((tau > 0) & (tau < math.inf), "tau must be finite and > 0")
+    else:
+        validate_tau(tau)  # a host tensor: reading it costs nothing
+    return _on_device(seed, device), _on_device(tau, device)
+
+
+def _on_device(scalar, device):
+    return scalar if scalar.device == device else scalar.to(device, non_blocking=True)
+
+
+def triton_available_for(tensor):
+    """Triton runs CUDA tensors, or CPU tensors through the interpreter (TRITON_INTERPRET=1)."""
+    return tensor.is_cuda or (tensor.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1")
+
+
+def resolve_backend(y, backend):
+    """The backend name that will run y: 'triton' or 'torch'."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    if backend == "auto":
+        return "triton" if y.is_cuda and y.dtype in TRITON_DTYPES else "torch"
+    if backend == "triton":
+        if not triton_available_for(y):
+            raise ValueError(f"backend='triton' needs a CUDA tensor (or TRITON_INTERPRET=1 to run the kernels on "
+                             f"CPU through the Triton interpreter); y is on {y.device}")
+        if y.dtype not in TRITON_DTYPES:
+            raise TypeError(f"backend='triton' supports float32, float16 and bfloat16, got {y.dtype}")
+    return backend

@@ -1,0 +1,6 @@
+"""The SGA+ rounding op: config.py (what to compute), op.py (autograd wiring and dispatch), kernels.py and
+scores.py (Triton), chunked.py (PyTorch path), noise.py (samplers), reference.py (the readable oracle)."""
+from .config import METHODS, RoundingConfig
+from .op import sga_round
+
+__all__ = ["METHODS", "RoundingConfig", "sga_round"]
