@@ -24,7 +24,7 @@ import torch
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from contenders import CONTENDERS, DEVICE, SIZES, config, kept_bytes, rounding_fn, synchronize  # noqa: E402
+from registry import CONTENDERS, DEVICE, HEADLINE_CONFIGS, LAUNCHES, SIZES, config, kept_bytes, rounding_fn, synchronize  # noqa: E402,E501
 
 
 def device_name():
@@ -43,7 +43,7 @@ def slug(name):
 def memory_table():
     """Bytes per element each contender keeps between forward and backward (float32 y)."""
     rows = []
-    for cfg_name in ("ssl-2", "linear-3"):
+    for cfg_name in HEADLINE_CONFIGS:
         for contender in CONTENDERS:
             size = SIZES[-1] if DEVICE == "cuda" else SIZES[0]
             y = (torch.randn(size, device=DEVICE) * 3).requires_grad_()
@@ -54,9 +54,6 @@ def memory_table():
                          "bytes_per_element": kept / size,
                          "method": "cuda allocator" if DEVICE == "cuda" else "saved-tensor hooks"})
     return rows
-
-
-LAUNCHES = [(512, 4), (1024, 4), (1024, 8), (2048, 4), (2048, 8), (4096, 8), (8192, 16)]  # (BLOCK, num_warps)
 
 
 def seconds_per_call(fn, device, reps=20):
@@ -86,7 +83,7 @@ def roofline(n, device, launches=LAUNCHES, reps=20):
     result = {"size": n, "copy_GBps": copy_bw / 1e9, "default": [rounding.BLOCK, rounding.NUM_WARPS], "launches": []}
     y, grad = src * 3, torch.randn_like(src)
     tau, seed = torch.tensor(0.5, device=device), torch.tensor(1, device=device)
-    for cfg_name in ("ssl-2", "linear-3"):
+    for cfg_name in HEADLINE_CONFIGS:
         cfg = config(cfg_name)
         for block, warps in launches:
             fwd = seconds_per_call(lambda: rounding.forward(y, None, tau, seed, cfg, block, warps), device, reps)

@@ -1,9 +1,7 @@
 """Op-level speed: eager reference vs torch.compile of it vs the fused op (pytest-benchmark)."""
 import pytest
 import torch
-from contenders import CONTENDERS, DEVICE, KODAK, SIZES, config, rounding_fn, synchronize
-
-from sgaplus.ops.rounding import METHODS
+from registry import ALL_CONFIGS, CONTENDERS, DEVICE, HEADLINE_CONFIGS, KODAK, SIZES, config, rounding_fn, synchronize
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -37,12 +35,12 @@ def run_case(benchmark, contender, cfg_name, size, dtype_name, passes, suite="op
 @pytest.mark.parametrize("passes", ["fwd", "fwd+bwd"])
 @pytest.mark.parametrize("dtype_name", list(DTYPES))
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("cfg_name", ["ssl-2", "linear-3"])
+@pytest.mark.parametrize("cfg_name", HEADLINE_CONFIGS)
 def test_speed(benchmark, contender, cfg_name, size, dtype_name, passes):
     run_case(benchmark, contender, cfg_name, size, dtype_name, passes)
 
 
 @pytest.mark.parametrize("contender", CONTENDERS)
-@pytest.mark.parametrize("cfg_name", [f"{m}-{c}" for c in (2, 3) for m in METHODS[c]])
+@pytest.mark.parametrize("cfg_name", ALL_CONFIGS)
 def test_all_methods(benchmark, contender, cfg_name):
     run_case(benchmark, contender, cfg_name, KODAK, "float32", "fwd+bwd", suite="methods")

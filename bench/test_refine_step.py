@@ -1,7 +1,7 @@
 """End to end: one refinement step (forward + backward + Adam) of the bundled model, fused op vs eager."""
 import pytest
 import torch
-from contenders import DEVICE, synchronize
+from registry import DEVICE, synchronize
 
 from sgaplus.codecs.loading import load_codec
 from sgaplus.images import load_shipped_image

@@ -1,4 +1,5 @@
-"""Test setup: without CUDA, Triton kernels run on CPU tensors through the Triton interpreter."""
+"""Test setup and shared fixtures. Without CUDA, Triton kernels run on CPU tensors through the Triton
+interpreter (the compile test builds them for real GPU targets in a subprocess without it)."""
 import os
 
 import torch
@@ -7,6 +8,7 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # must precede the first import of triton
 
 import pytest  # noqa: E402
+from helpers import KERNEL_DEVICE, bundled_codec, sample_crop  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
@@ -16,3 +18,21 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def device(backend):
+    """The device a backend's tests run on: the kernels' (CUDA, or CPU through the interpreter), or CPU."""
+    return KERNEL_DEVICE if backend == "triton" else "cpu"
+
+
+@pytest.fixture
+def codec():
+    """The default bundled codec (loaded once per session)."""
+    return bundled_codec()
+
+
+@pytest.fixture
+def crop():
+    """sample_crop(size, name, top, left): a (1, 3, H, W) crop of a shipped sample image."""
+    return sample_crop

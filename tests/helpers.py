@@ -1,6 +1,11 @@
-"""Shared test helpers: the kernels' device, method grid, backend noise, scaled comparisons."""
+"""Shared test helpers: the kernels' device, method grid, backend noise, scaled comparisons, sample crops and
+the bundled codec."""
+import functools
+
 import torch
 
+from sgaplus.codecs.loading import load_codec
+from sgaplus.images import load_shipped_image
 from sgaplus.ops.rounding import METHODS, chunked
 
 KERNEL_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # cpu: through TRITON_INTERPRET=1
@@ -24,3 +29,15 @@ def assert_close_scaled(actual, expected, tol, what=""):
     scale = max(1.0, expected.abs().max().item())
     err = (actual - expected).abs().max().item()
     assert err <= tol * scale, f"{what}: max abs error {err:.3g} > {tol:g} x scale {scale:.3g}"
+
+
+def sample_crop(size=128, name="astronaut", top=0, left=0):
+    """(1, 3, H, W) crop of a shipped sample image; size is an int (square) or (H, W)."""
+    image = load_shipped_image(name)
+    h, w = (size, size) if isinstance(size, int) else size
+    return image[:, top:top + h, left:left + w].unsqueeze(0)
+
+
+@functools.lru_cache(maxsize=None)
+def bundled_codec(quality=None):
+    return load_codec(quality=quality)

@@ -1,9 +1,11 @@
 """Real bitstreams: encode -> decode reproduces the refiner's reconstruction; the file size matches the rate."""
 import math
+import struct
+import zlib
 
 import pytest
 import torch
-from refine_fixtures import bundled_codec, sample_crop
+from helpers import bundled_codec, sample_crop
 
 from sgaplus import bitstream
 from sgaplus.codecs import CompressAIHyperprior
@@ -52,5 +54,30 @@ def test_header_round_trip_and_corruption_is_detected():
     flipped[12] ^= 1
     with pytest.raises(bitstream.BitstreamError, match="checksum"):
         bitstream.unpack(bytes(flipped))
-    with pytest.raises(bitstream.BitstreamError):
+    with pytest.raises(bitstream.BitstreamError, match="checksum"):
         bitstream.unpack(data[:20])
+
+
+def with_checksum(body):
+    """body + its CRC-32: bytes that pass the checksum, so unpack's later checks are what is tested."""
+    return body + struct.pack(">I", zlib.crc32(body))
+
+
+@pytest.mark.parametrize("cut", [5, 9, 12, 20, 30])
+def test_truncated_body_with_a_valid_checksum_is_refused(cut):
+    """A prefix of a real body, re-sealed with its own checksum, reaches the truncation checks."""
+    body = bitstream.pack("bundled:q2", (300, 451), (5, 8), [b"abc", b"defgh"])[:-4]
+    with pytest.raises(bitstream.BitstreamError, match="truncated|malformed"):
+        bitstream.unpack(with_checksum(body[:cut]))
+
+
+def test_string_longer_than_the_data_and_trailing_bytes_are_refused():
+    body = bitstream.pack("m", (16, 16), (1, 1), [b"abc"])[:-4]
+    too_long = body[:-7] + struct.pack(">I", 1000) + b"abc"  # the last string claims 1000 bytes
+    with pytest.raises(bitstream.BitstreamError, match="length mismatch|truncated"):
+        bitstream.unpack(with_checksum(too_long))
+    with pytest.raises(bitstream.BitstreamError, match="length mismatch"):
+        bitstream.unpack(with_checksum(body + b"extra"))
+    bad_utf8 = body.replace(b"\x00\x01m", b"\x00\x01\xff")
+    with pytest.raises(bitstream.BitstreamError, match="malformed"):
+        bitstream.unpack(with_checksum(bad_utf8))

@@ -1,7 +1,6 @@
 """The op inside compiled code: torch.compile(fullgraph=True) traces through it; opcheck passes."""
 import pytest
 import torch
-from helpers import KERNEL_DEVICE
 
 import sgaplus
 from sgaplus.ops._common import draw_seed
@@ -37,8 +36,7 @@ def test_compiled_calls_draw_fresh_noise():
 
 @pytest.mark.parametrize("backend", ["torch", "triton"])
 @pytest.mark.parametrize("with_means", [False, True])
-def test_opcheck(backend, with_means):
-    device = KERNEL_DEVICE if backend == "triton" else "cpu"
+def test_opcheck(backend, with_means, device):
     y = (torch.randn(3, 5, device=device) * 2).requires_grad_()
     means = torch.randn(3, 5, device=device).requires_grad_() if with_means else None
     seed = draw_seed(torch.Generator().manual_seed(0))
@@ -73,7 +71,7 @@ def test_explicit_seed_reproduces_and_is_checked():
 
 def test_refiner_relaxed_loss_traces_as_one_graph():
     """A refinement step's loss (codec + op twice) compiles with fullgraph=True: no graph break."""
-    from refine_fixtures import bundled_codec, sample_crop
+    from helpers import bundled_codec, sample_crop
 
     from sgaplus.refine import LatentRefiner, pad_to_multiple
     refiner = LatentRefiner(bundled_codec(), "ssl")

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from refine_fixtures import sample_crop
+from helpers import sample_crop
 from test_cli import save_png
 
 from sgaplus.cli import main

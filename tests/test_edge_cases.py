@@ -1,15 +1,12 @@
 """Edge values, shapes and dtypes: finite results, exact integers, ties, empty and strided inputs."""
 import pytest
 import torch
-from helpers import CONFIGS, KERNEL_DEVICE, assert_close_scaled
+from helpers import CONFIGS, assert_close_scaled
 
 import sgaplus
 
 BACKENDS = ["triton", "torch"]
 
-
-def device_of(backend):
-    return KERNEL_DEVICE if backend == "triton" else "cpu"
 
 
 def round_with_grad(y, backend, *args, **kwargs):
@@ -21,8 +18,8 @@ def round_with_grad(y, backend, *args, **kwargs):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("classes,method", CONFIGS)
-def test_integer_values_round_to_themselves(backend, classes, method):
-    y = torch.arange(-5.0, 6.0, device=device_of(backend))
+def test_integer_values_round_to_themselves(backend, classes, method, device):
+    y = torch.arange(-5.0, 6.0, device=device)
     out, grad = round_with_grad(y, backend, 0.5, method, classes)
     assert torch.isfinite(grad).all()
     if classes == 2:  # floor == ceil: the only class is the value itself
@@ -32,8 +29,8 @@ def test_integer_values_round_to_themselves(backend, classes, method):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("classes,method", CONFIGS)
 @pytest.mark.parametrize("tau", [1e-4, 10.0])
-def test_far_values_and_extreme_temperatures_stay_finite(backend, classes, method, tau):
-    y = torch.tensor([-1e4 - 0.3, -1e4, 1e4 + 0.7, 1e4, 0.25, -0.75, 0.5, 1e-7], device=device_of(backend))
+def test_far_values_and_extreme_temperatures_stay_finite(backend, classes, method, tau, device):
+    y = torch.tensor([-1e4 - 0.3, -1e4, 1e4 + 0.7, 1e4, 0.25, -0.75, 0.5, 1e-7], device=device)
     out, grad = round_with_grad(y, backend, tau, method, classes)
     assert torch.isfinite(out).all() and torch.isfinite(grad).all()
     spread = 1.0 if classes == 2 else 1.5
@@ -41,9 +38,9 @@ def test_far_values_and_extreme_temperatures_stay_finite(backend, classes, metho
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_three_class_centre_rounds_half_to_even(backend):
+def test_three_class_centre_rounds_half_to_even(backend, device):
     """At .5 the centre class is round-half-to-even: hard outputs stay within one of it."""
-    y = torch.tensor([0.5, 1.5, 2.5, -0.5, -1.5], device=device_of(backend)).repeat(200)
+    y = torch.tensor([0.5, 1.5, 2.5, -0.5, -1.5], device=device).repeat(200)
     centre = torch.tensor([0.0, 2.0, 2.0, -0.0, -2.0], device=y.device).repeat(200)
     out, grad = round_with_grad(y, backend, 0.5, "linear", 3, hard=True)
     assert ((out - centre).abs() <= 1).all() and torch.isfinite(grad).all()
@@ -51,8 +48,7 @@ def test_three_class_centre_rounds_half_to_even(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_empty_and_scalar_inputs(backend):
-    device = device_of(backend)
+def test_empty_and_scalar_inputs(backend, device):
     out, grad = round_with_grad(torch.empty(0, 3, device=device), backend, 0.5)
     assert out.shape == (0, 3) and grad.shape == (0, 3)
     out, grad = round_with_grad(torch.tensor(0.3, device=device), backend, 0.5, hard=True)
@@ -60,9 +56,9 @@ def test_empty_and_scalar_inputs(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_non_contiguous_input_is_rounded_by_logical_index(backend):
+def test_non_contiguous_input_is_rounded_by_logical_index(backend, device):
     """A transposed view gives what its contiguous copy gives: noise follows the logical index."""
-    base = torch.randn(6, 9, device=device_of(backend)) * 3
+    base = torch.randn(6, 9, device=device) * 3
     view = base.t()
     assert not view.is_contiguous()
     out_view, grad_view = round_with_grad(view, backend, 0.4, "ssl", means=torch.ones(9, 1, device=base.device))
@@ -73,8 +69,7 @@ def test_non_contiguous_input_is_rounded_by_logical_index(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_broadcast_means_gradient_sums_over_broadcast_dims(backend):
-    device = device_of(backend)
+def test_broadcast_means_gradient_sums_over_broadcast_dims(backend, device):
     y = (torch.randn(2, 3, 4, 5, device=device) * 2).requires_grad_()
     means = torch.randn(1, 3, 1, 1, device=device).requires_grad_()
     full = means.detach().expand(2, 3, 4, 5).clone().requires_grad_()
@@ -89,9 +84,9 @@ def test_broadcast_means_gradient_sums_over_broadcast_dims(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_precision_input_keeps_its_dtype_with_float32_means(backend, dtype):
-    y = (torch.randn(50) * 3).to(dtype).to(device_of(backend)).requires_grad_()
-    means = torch.randn(50).to(device_of(backend)).requires_grad_()
+def test_half_precision_input_keeps_its_dtype_with_float32_means(backend, dtype, device):
+    y = (torch.randn(50) * 3).to(dtype).to(device).requires_grad_()
+    means = torch.randn(50).to(device).requires_grad_()
     out = sgaplus.sga_round(y, 0.5, means=means, backend=backend)
     gy, gm = torch.autograd.grad(out.sum(), (y, means))
     assert out.dtype == dtype and gy.dtype == dtype and gm.dtype == torch.float32

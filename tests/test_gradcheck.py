@@ -1,7 +1,7 @@
 """torch.autograd.gradcheck of the reference and of the torch path in float64."""
 import pytest
 import torch
-from helpers import CONFIGS, KERNEL_DEVICE
+from helpers import CONFIGS
 
 import sgaplus
 from sgaplus.ops.rounding import RoundingConfig
@@ -41,8 +41,7 @@ def test_torch_path_gradcheck(classes, method):
 
 @pytest.mark.parametrize("backend", ["triton", "torch"])
 @pytest.mark.parametrize("classes,method", CONFIGS)
-def test_hard_rounding_has_the_soft_gradient(backend, classes, method):
-    device = KERNEL_DEVICE if backend == "triton" else "cpu"
+def test_hard_rounding_has_the_soft_gradient(backend, classes, method, device):
     y = (torch.randn(64) * 3).to(device)
     grads = []
     for hard in (False, True):

@@ -3,7 +3,7 @@ import math
 
 import pytest
 import torch
-from helpers import KERNEL_DEVICE, backend_noise
+from helpers import backend_noise
 from scipy.stats import chisquare
 
 import sgaplus
@@ -14,14 +14,11 @@ EULER_GAMMA = 0.5772156649015329
 N_DRAWS = 40_000
 
 
-def device_of(backend):
-    return KERNEL_DEVICE if backend == "triton" else "cpu"
-
 
 @pytest.mark.parametrize("backend", ["triton", "torch"])
 @pytest.mark.parametrize("classes", [2, 3])
-def test_gumbel_moments(backend, classes):
-    g = backend_noise(backend, 1234, N_DRAWS, classes, device_of(backend)).cpu().double()
+def test_gumbel_moments(backend, classes, device):
+    g = backend_noise(backend, 1234, N_DRAWS, classes, device).cpu().double()
     assert torch.isfinite(g).all()
     assert abs(g.mean().item() - EULER_GAMMA) < 0.02  # standard error 1.28 / sqrt(N)
     assert abs(g.std().item() - math.pi / math.sqrt(6)) < 0.02
@@ -32,10 +29,10 @@ def test_gumbel_moments(backend, classes):
 @pytest.mark.parametrize("backend", ["triton", "torch"])
 @pytest.mark.parametrize("classes,method,value", [(2, "ssl", 0.3), (2, "atanh", -1.8), (3, "linear", 0.35),
                                                   (3, "ssl", -2.2)])
-def test_hard_rounding_samples_softmax_of_logits(backend, classes, method, value):
+def test_hard_rounding_samples_softmax_of_logits(backend, classes, method, value, device):
     """Gumbel-max: P(class k) = softmax(l)_k with l = s / tau; chi-square test with a fixed seed."""
     tau = 0.7
-    y = torch.full((N_DRAWS,), value, device=device_of(backend))
+    y = torch.full((N_DRAWS,), value, device=device)
     out = sgaplus.sga_round(y, tau, method, classes, hard=True, generator=torch.Generator().manual_seed(9),
                             backend=backend).cpu()
     v = torch.tensor(value, dtype=torch.float64)

@@ -1,10 +1,9 @@
 """Both backends of the fused op against the readable reference, given the noise the backend drew."""
 import pytest
 import torch
-from helpers import CONFIGS, KERNEL_DEVICE, assert_close_scaled, backend_noise
+from helpers import CONFIGS, assert_close_scaled, backend_noise
 
 import sgaplus
-from sgaplus.ops._common import draw_seed
 from sgaplus.ops.rounding import RoundingConfig
 from sgaplus.ops.rounding.reference import sga_round_reference
 
@@ -20,11 +19,11 @@ def run_both(backend, device, classes, method, hard, with_means, dtype, shape=(5
     means = (torch.randn(shape, generator=gen)).to(device=device, dtype=dtype) if with_means else None
     grad_out = torch.randn(shape, generator=gen).to(device=device, dtype=dtype)
     inputs = [y.clone().requires_grad_()] + ([means.clone().requires_grad_()] if with_means else [])
+    seed = 3 + 100 * classes + len(method)
     out = sgaplus.sga_round(inputs[0], tau, method, classes, means=inputs[1] if with_means else None, hard=hard,
-                            generator=torch.Generator().manual_seed(3), backend=backend)
+                            seed=seed, backend=backend)
     grads = torch.autograd.grad(out, inputs, grad_out)
 
-    seed = int(draw_seed(torch.Generator().manual_seed(3)))
     noise = backend_noise(backend, seed, y.numel(), classes, device).view(*shape, classes)
     ref_inputs = [t.detach().double().requires_grad_() for t in inputs]
     cfg = RoundingConfig(method, classes, hard)
@@ -39,9 +38,8 @@ def run_both(backend, device, classes, method, hard, with_means, dtype, shape=(5
 @pytest.mark.parametrize("hard", [False, True], ids=["soft", "hard"])
 @pytest.mark.parametrize("classes,method", CONFIGS)
 @pytest.mark.parametrize("backend", ["triton", "torch"])
-def test_forward_and_gradients_match_reference(backend, classes, method, hard, with_means, dtype):
-    out, grads, ref, ref_grads = run_both(backend, KERNEL_DEVICE if backend == "triton" else "cpu", classes,
-                                          method, hard, with_means, dtype)
+def test_forward_and_gradients_match_reference(backend, classes, method, hard, with_means, dtype, device):
+    out, grads, ref, ref_grads = run_both(backend, device, classes, method, hard, with_means, dtype)
     fwd_tol, grad_tol = TOLERANCE[dtype]
     assert out.dtype == dtype and out.shape == ref.shape
     assert_close_scaled(out, ref, fwd_tol, "forward")
@@ -51,13 +49,12 @@ def test_forward_and_gradients_match_reference(backend, classes, method, hard, w
 
 
 @pytest.mark.parametrize("backend", ["triton", "torch"])
-def test_backward_regenerates_the_forward_noise(backend):
+def test_backward_regenerates_the_forward_noise(backend, device):
     """Gradients equal the reference's given the forward's noise, and differ given other noise."""
-    device = KERNEL_DEVICE if backend == "triton" else "cpu"
     y = (torch.randn(300) * 3).to(device).requires_grad_()
-    out = sgaplus.sga_round(y, 0.7, "ssl", generator=torch.Generator().manual_seed(11), backend=backend)
+    seed = 11
+    out = sgaplus.sga_round(y, 0.7, "ssl", seed=seed, backend=backend)
     (grad,) = torch.autograd.grad(out.sum(), y)
-    seed = int(draw_seed(torch.Generator().manual_seed(11)))
     grads = {}
     for name, noise_seed in (("same", seed), ("other", seed + 1)):
         y_ref = y.detach().double().requires_grad_()

@@ -2,7 +2,7 @@
 logits or weights."""
 import pytest
 import torch
-from helpers import CONFIGS, KERNEL_DEVICE
+from helpers import CONFIGS
 
 import sgaplus
 from sgaplus.ops.rounding import RoundingConfig
@@ -28,8 +28,7 @@ def are_seed_and_tau(seed, tau):
 
 @pytest.mark.parametrize("backend", ["triton", "torch"])
 @pytest.mark.parametrize("classes,method", CONFIGS)
-def test_fused_op_saves_only_its_inputs(backend, classes, method):
-    device = KERNEL_DEVICE if backend == "triton" else "cpu"
+def test_fused_op_saves_only_its_inputs(backend, classes, method, device):
     y = torch.randn(8, 16, device=device).requires_grad_()
     means = torch.randn(8, 16, device=device).requires_grad_()
     out, saved = saved_by(lambda: sgaplus.sga_round(y, 0.5, method, classes, means=means, backend=backend))
@@ -54,9 +53,8 @@ def test_reference_saves_far_more():
 
 @pytest.mark.parametrize("backend", ["triton", "torch"])
 @pytest.mark.parametrize("classes", [2, 3])
-def test_backward_writes_no_gradient_for_means_that_need_none(backend, classes):
+def test_backward_writes_no_gradient_for_means_that_need_none(backend, classes, device):
     """The backward op skips grad_means when means needs no gradient (z's medians); y's gradient is unchanged."""
-    device = KERNEL_DEVICE if backend == "triton" else "cpu"
     y = torch.randn(8, 16, device=device) * 2
     means = torch.randn(8, 16, device=device)
     grad_out = torch.randn(8, 16, device=device)

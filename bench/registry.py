@@ -1,11 +1,15 @@
-"""The three ways to compute SGA+ rounding that the benchmarks compare, and how much each keeps for backward."""
+"""What the benchmarks compare, in one place: the contenders (three ways to compute SGA+ rounding), the
+configurations, sizes and kernel launch configurations, and how much each contender keeps for backward."""
 import torch
 
 import sgaplus
-from sgaplus.ops.rounding import RoundingConfig
+from sgaplus.ops.rounding import METHODS, RoundingConfig
 from sgaplus.ops.rounding.reference import sga_round_reference
 
 CONTENDERS = ("eager", "compile", "fused")
+HEADLINE_CONFIGS = ("ssl-2", "linear-3")  # sizes, dtypes, memory and roofline are measured for these
+ALL_CONFIGS = tuple(f"{m}-{c}" for c in (2, 3) for m in METHODS[c])  # every method, at one size
+LAUNCHES = [(512, 4), (1024, 4), (1024, 8), (2048, 4), (2048, 8), (4096, 8), (8192, 16)]  # (BLOCK, num_warps)
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 KODAK = 192 * 48 * 64  # one Kodak-size latent, 589,824 elements
 SIZES = [KODAK, 4 << 20, 16 << 20, 64 << 20] if DEVICE == "cuda" else [KODAK, 4 << 20]
