@@ -7,17 +7,23 @@ import torch
 from sgaplus.codecs.loading import load_codec
 from sgaplus.images import load_shipped_image
 from sgaplus.ops.rounding import METHODS, chunked
+from sgaplus.ops.rounding.noise import logit_noise
 
 KERNEL_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # cpu: through TRITON_INTERPRET=1
 CONFIGS = [(classes, method) for classes in (2, 3) for method in METHODS[classes]]
 
 
-def backend_noise(backend, seed, n_elements, classes, device):
-    """The (n_elements, classes) Gumbel noise the backend draws for `seed`."""
+def backend_uniforms(backend, seed, n_elements, classes, device):
+    """The (n_elements, classes - 1) uniforms the backend draws for `seed`."""
     if backend == "triton":
-        from sgaplus.ops.rounding import kernels as rounding
-        return rounding.gumbel_noise(seed, n_elements, classes, device)
-    return chunked.gumbel_noise(seed, n_elements, classes, device)
+        from sgaplus.ops.rounding import kernels
+        return kernels.uniforms(seed, n_elements, classes, device)
+    return chunked.uniforms(seed, n_elements, classes, device)
+
+
+def backend_noise(backend, seed, n_elements, classes, device):
+    """The per-class logit noise (n_elements, classes), float64, that the backend adds for `seed`."""
+    return logit_noise(backend_uniforms(backend, seed, n_elements, classes, device).double(), classes)
 
 
 def assert_close_scaled(actual, expected, tol, what=""):

@@ -1,16 +1,16 @@
 """The op's PyTorch path (backend "torch", any device): the fused kernels' closed-form forward and
 backward, written with torch ops.
 
-Same contract as kernels.py: forward(y, means, tau, seed, cfg) and backward(...) on
-contiguous tensors, nothing saved but y (and means). The work runs in chunks so temporaries stay
-in cache; the Gumbel noise of each chunk comes from a torch.Generator seeded with `seed`, drawn
-again, chunk by chunk, in the backward. It runs on any device (CUDA float64 uses it too); its
-noise stream differs from the Triton kernels' Philox stream for the same seed.
+Same contract and same identities as kernels.py (docs/rounding.md): two classes use the closed-form
+score gap and one Logistic sample, three classes the per-class scores and the spacings of two sorted
+uniforms. Nothing is saved but y (and means). The work runs in chunks so temporaries stay in cache;
+the uniforms of each chunk come from a torch.Generator seeded with `seed`, drawn again, chunk by chunk,
+in the backward. This stream differs from the kernels' Philox stream for the same seed.
 """
 import torch
 
 from .config import COSINE_FLOOR, EPS, HALF_PI, SSL_THREE_CLASS_SCALE, THREE_CLASS_FLOOR
-from .noise import gumbel_like
+from .noise import draw_uniforms, logit_noise
 
 CHUNK = 1 << 16
 
@@ -19,23 +19,39 @@ def _compute_dtype(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _two_class_score(d, cfg, with_grad):
-    """s(d) and ds/dd (None unless with_grad) of the two-class table (docs/rounding.md), d clamped to
-    [-1+eps, 1-eps]."""
+def _two_class_gap(dist_down, dist_up, cfg, with_grad):
+    """s(d_up) - s(d_down) and (with_grad) its derivative in v, from the raw distances (kernels' two_class_gap)."""
+    d_dn = dist_down.clamp(-1 + EPS, 1 - EPS)
+    d_up = dist_up.clamp(-1 + EPS, 1 - EPS)
+    in_dn = (dist_down >= -1 + EPS) & (dist_down <= 1 - EPS)
+    in_up = (dist_up >= -1 + EPS) & (dist_up <= 1 - EPS)
     if cfg.method == "atanh":
-        return -torch.atanh(d), (-1 / (1 - d * d) if with_grad else None)
-    if cfg.method == "linear":
-        return torch.log1p(-d), (-1 / (1 - d) if with_grad else None)
-    if cfg.method == "cosine":
-        q = (1 - COSINE_FLOOR) * torch.cos(HALF_PI * d) ** 2 + COSINE_FLOOR
-        return torch.log(q), (-(1 - COSINE_FLOOR) * HALF_PI * torch.sin(2 * HALF_PI * d) / q if with_grad else None)
-    dc = d.clamp(EPS, 1 - EPS)
-    t = cfg.a * torch.logit(dc)
-    if not with_grad:
-        return torch.nn.functional.logsigmoid(-t), None
-    inside = (d >= EPS) & (d <= 1 - EPS)
-    ds = torch.where(inside, -cfg.a * torch.sigmoid(t) / (dc * (1 - dc)), 0.0)
-    return torch.nn.functional.logsigmoid(-t), ds
+        gap = 0.5 * torch.log((1 + d_dn) * (1 - d_up) / ((1 - d_dn) * (1 + d_up)))
+        grad = (in_up / (1 - d_up * d_up) + in_dn / (1 - d_dn * d_dn)) if with_grad else None
+    elif cfg.method == "linear":
+        gap = torch.log((1 - d_up) / (1 - d_dn))
+        grad = (in_up / (1 - d_up) + in_dn / (1 - d_dn)) if with_grad else None
+    elif cfg.method == "cosine":
+        c_up, c_dn = torch.cos(HALF_PI * d_up), torch.cos(HALF_PI * d_dn)
+        q_up = (1 - COSINE_FLOOR) * c_up * c_up + COSINE_FLOOR
+        q_dn = (1 - COSINE_FLOOR) * c_dn * c_dn + COSINE_FLOOR
+        gap = torch.log(q_up / q_dn)
+        grad = None
+        if with_grad:
+            g_up = torch.sin(HALF_PI * d_up) * c_up / q_up
+            g_dn = torch.sin(HALF_PI * d_dn) * c_dn / q_dn
+            grad = (1 - COSINE_FLOOR) * 2 * HALF_PI * (torch.where(in_up, g_up, 0.0) + torch.where(in_dn, g_dn, 0.0))
+    else:  # ssl: a * logit(dc_down), as dc_up = 1 - dc_down
+        dc_dn, dc_up = d_dn.clamp(EPS, 1 - EPS), d_up.clamp(EPS, 1 - EPS)
+        gap = cfg.a * torch.log(dc_dn / dc_up)
+        grad = None
+        if with_grad:
+            w_dn = torch.sigmoid(gap)
+            in_dn = in_dn & (dist_down >= EPS) & (dist_down <= 1 - EPS)
+            in_up = in_up & (dist_up >= EPS) & (dist_up <= 1 - EPS)
+            grad = cfg.a * (torch.where(in_up, (1 - w_dn) / (dc_up * (1 - dc_up)), 0.0)
+                            + torch.where(in_dn, w_dn / (dc_dn * (1 - dc_dn)), 0.0))
+    return gap, grad
 
 
 def _three_class_score(delta, cfg, with_grad):
@@ -64,33 +80,28 @@ def _three_class_score(delta, cfg, with_grad):
         return s, None
     inside = (xr >= THREE_CLASS_FLOOR) & (xr <= 1 - THREE_CLASS_FLOOR) & (sg >= THREE_CLASS_FLOOR)
     dx = delta.sign() * (cfg.r / SSL_THREE_CLASS_SCALE)
-    ds = torch.where(inside, -cfg.n * cfg.a * torch.sigmoid(t) / (x * (1 - x)) * dx, 0.0)
-    return s, ds
+    return s, torch.where(inside, -cfg.n * cfg.a * (1 - sg) / (x * (1 - x)) * dx, 0.0)
 
 
-def _two_class(v, noise, tau, cfg, with_grad=False):
-    """Classes, noisy logits and (with_grad) their derivatives dz_k/dv for two classes."""
+def _two_class(v, uniforms, tau, cfg, with_grad=False):
+    """Classes floor(v), ceil(v); x = z_up - z_down = (gap / tau + Logistic) / tau and (with_grad) dx/dv."""
     lo, hi = torch.floor(v), torch.ceil(v)
-    d_raw = torch.stack([v - lo, hi - v])
-    d = d_raw.clamp(-1 + EPS, 1 - EPS)
-    s, ds = _two_class_score(d, cfg, with_grad)
-    logits = s.div_(tau).add_(noise.T).div_(tau)
-    if not with_grad:
-        return lo, hi, logits, None
-    sign = torch.tensor([1.0, -1.0], dtype=v.dtype, device=v.device).view(2, 1)
-    dlogits = torch.where((d_raw >= -1 + EPS) & (d_raw <= 1 - EPS), ds * sign, 0.0) / (tau * tau)
-    return lo, hi, logits, dlogits
+    gap, grad = _two_class_gap(v - lo, hi - v, cfg, with_grad)
+    x = gap.div_(tau).add_(logit_noise(uniforms.to(v.dtype), 2)[:, 1]).div_(tau)
+    return lo, hi, x, (grad / (tau * tau) if with_grad else None)
 
 
-def _three_class(v, noise, tau, cfg, with_grad=False):
+def _three_class(v, uniforms, tau, cfg, with_grad=False):
+    """Centre class c; noisy logits z (3, n) and (with_grad) dz/dv."""
     c = torch.round(v)
     offsets = torch.tensor([1.0, 0.0, -1.0], dtype=v.dtype, device=v.device).view(3, 1)
     s, ds = _three_class_score(v - c + offsets, cfg, with_grad)
-    return c, s.div_(tau).add_(noise.T).div_(tau), (ds / (tau * tau) if with_grad else None)
+    z = s.div_(tau).add_(logit_noise(uniforms.to(v.dtype), 3).T).div_(tau)
+    return c, z, (ds / (tau * tau) if with_grad else None)
 
 
 def _chunks(y, means, seed, classes):
-    """(slice, v in the compute dtype, Gumbel noise) per chunk, noise drawn in a fixed order."""
+    """(slice, v in the compute dtype, uniforms) per chunk, uniforms drawn in a fixed order."""
     dtype = _compute_dtype(y.dtype)
     generator = torch.Generator(device=y.device).manual_seed(seed)
     flat_y, flat_means = y.reshape(-1), None if means is None else means.reshape(-1)
@@ -99,31 +110,29 @@ def _chunks(y, means, seed, classes):
         v = flat_y[part].to(dtype)
         if flat_means is not None:
             v = v - flat_means[part].to(dtype)
-        yield part, v, gumbel_like((v.numel(), classes), dtype, y.device, generator)
+        yield part, v, draw_uniforms(v.numel(), classes, y.device, generator)
 
 
-def gumbel_noise(seed, n_elements, classes, device="cpu"):
-    """The (n_elements, classes) float32 Gumbel noise this path draws for `seed`."""
+def uniforms(seed, n_elements, classes, device="cpu"):
+    """The (n_elements, classes - 1) float32 uniforms this path draws for `seed`."""
     y = torch.zeros(n_elements, device=device)
-    return torch.cat([noise for _, _, noise in _chunks(y, None, seed, classes)] or [y.view(0, classes)])
+    parts = [u for _, _, u in _chunks(y, None, seed, classes)]
+    return torch.cat(parts) if parts else y.new_zeros(0, classes - 1)
 
 
 def forward(y, means, tau, seed, cfg):
     out = torch.empty_like(y)
     flat_out = out.view(-1)
-    for part, v, noise in _chunks(y, means, seed, cfg.classes):
+    for part, v, u in _chunks(y, means, seed, cfg.classes):
         if cfg.classes == 2:
-            lo, hi, logits, _ = _two_class(v, noise, tau, cfg)
-            if cfg.hard:
-                value = torch.where(logits[1] > logits[0], hi, lo)
-            else:
-                value = lo + torch.sigmoid(logits[1] - logits[0]) * (hi - lo)
+            lo, hi, x, _ = _two_class(v, u, tau, cfg)
+            value = torch.where(x > 0, hi, lo) if cfg.hard else lo + torch.sigmoid(x) * (hi - lo)
         else:
-            c, logits, _ = _three_class(v, noise, tau, cfg)
+            c, z, _ = _three_class(v, u, tau, cfg)
             if cfg.hard:
-                value = c + logits.argmax(dim=0).to(v.dtype) - 1
+                value = c + z.argmax(dim=0).to(v.dtype) - 1
             else:
-                w = torch.softmax(logits, dim=0)
+                w = torch.softmax(z, dim=0)
                 value = c + (w[2] - w[0])
         if means is not None:
             value = value + means.view(-1)[part].to(value.dtype)
@@ -135,16 +144,16 @@ def backward(y, means, grad_out, tau, seed, cfg, means_grad=True):
     grad_y = torch.empty_like(y)
     grad_means = torch.empty_like(means) if means is not None and means_grad else None
     flat_grad_out = grad_out.reshape(-1)
-    for part, v, noise in _chunks(y, means, seed, cfg.classes):
+    for part, v, u in _chunks(y, means, seed, cfg.classes):
         if cfg.classes == 2:
-            lo, hi, logits, dlogits = _two_class(v, noise, tau, cfg, with_grad=True)
-            w_up = torch.sigmoid(logits[1] - logits[0])
-            dv = (hi - lo) * w_up * (1 - w_up) * (dlogits[1] - dlogits[0])
+            lo, hi, x, dx = _two_class(v, u, tau, cfg, with_grad=True)
+            w_up = torch.sigmoid(x)
+            dv = (hi - lo) * w_up * (1 - w_up) * dx
         else:
-            _, logits, dlogits = _three_class(v, noise, tau, cfg, with_grad=True)
-            w = torch.softmax(logits, dim=0)
+            _, z, dz = _three_class(v, u, tau, cfg, with_grad=True)
+            w = torch.softmax(z, dim=0)
             offsets = torch.tensor([-1.0, 0.0, 1.0], dtype=v.dtype, device=v.device).view(3, 1)
-            dv = (w * (offsets - (w[2] - w[0])) * dlogits).sum(dim=0)
+            dv = (w * (offsets - (w[2] - w[0])) * dz).sum(dim=0)
         go = flat_grad_out[part].to(dv.dtype)
         grad_y.view(-1)[part] = go * dv
         if grad_means is not None:

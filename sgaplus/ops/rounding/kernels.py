@@ -1,28 +1,33 @@
 """Fused SGA+ rounding: forward and backward kernels for two and three classes, and their launchers.
 
-Each kernel handles BLOCK elements of the flattened (contiguous) input, with 64-bit flat indices.
-The Gumbel noise of element i and class k is the k-th word of Philox(seed, counter=i): the
-backward draws it again instead of reading it, so the autograd graph keeps only y (and means).
-seed (int64) and tau are 0-d tensors on the input's device that the kernels load: nothing is read
-on the host, so a CUDA graph captures the launches and replays them with new values.
-Forward traffic: read y (+means), write y_tilde. Backward: read y (+means) and grad_out, write
-grad_y (+grad_means).
+A program handles BLOCK elements of the flattened (contiguous) input as a (BLOCK // G, G) tile, 64-bit
+flat indices. One Philox call (counter = flat index // G) gives four 32-bit words: the G elements of a
+tile row share it, each taking its own words (two classes: G = 4, one word each; three classes: G = 2,
+two words each). The backward draws the same words again instead of reading them, so the autograd
+graph keeps only y (and means). seed (int64) and tau are 0-d tensors on the input's device that the
+kernels load: nothing is read on the host, so a CUDA graph captures the launches and replays them
+with new values.
+
+Noise in distribution (docs/rounding.md, "Noise"): two classes add one Logistic(0, 1) sample
+log(u / (1 - u)) to the logit gap; three classes add -log of the spacings of two sorted uniforms.
+Traffic per element: forward reads y (+ means) and writes y~; backward reads y (+ means) and
+grad_out and writes grad_y (+ grad_means).
 """
 import torch
 import triton
 import triton.language as tl
 
-from .scores import EPS, three_class_score, two_class_score
+from . import config
+from .scores import fast_log, three_class_score, two_class_gap
 
 BLOCK = 1024
 NUM_WARPS = 4
-
-
-@triton.jit
-def _gumbel(bits):
-    """Gumbel(0, 1) from 32 random bits: u = (top 24 bits + 1/2) / 2^24 lies strictly in (0, 1)."""
-    u = ((bits >> 8).to(tl.float32) + 0.5) * (1.0 / 16777216.0)
-    return -tl.log(-tl.log(u))
+TWO_CLASS_SHIFT = tl.constexpr(32 - config.TWO_CLASS_UNIFORM_BITS)
+THREE_CLASS_SHIFT = tl.constexpr(32 - config.THREE_CLASS_UNIFORM_BITS)
+TWO_CLASS_SCALE = tl.constexpr(2.0 ** -config.TWO_CLASS_UNIFORM_BITS)
+THREE_CLASS_SCALE = tl.constexpr(2.0 ** -(config.THREE_CLASS_UNIFORM_BITS + 2))
+TWO_CLASS_G = tl.constexpr(config.ELEMENTS_PER_PHILOX[2])
+THREE_CLASS_G = tl.constexpr(config.ELEMENTS_PER_PHILOX[3])
 
 
 @triton.jit
@@ -31,37 +36,65 @@ def _scalars(tau_ptr, seed_ptr):
 
 
 @triton.jit
-def _block(y_ptr, means_ptr, n_elements, BLOCK: tl.constexpr, HAS_MEANS: tl.constexpr):
-    """Flat indices of this program, their mask, v = y - means (float32) and means."""
-    idx = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = idx < n_elements
+def _tile(n_elements, BLOCK: tl.constexpr, G: tl.constexpr):
+    """Philox counters of this program's tile rows, the (BLOCK // G, G) flat indices, their mask, and the
+    column of each element within its row."""
+    rows = tl.program_id(0).to(tl.int64) * (BLOCK // G) + tl.arange(0, BLOCK // G)
+    col = tl.arange(0, G)[None, :]
+    idx = rows[:, None] * G + col
+    return rows, idx, idx < n_elements, col
+
+
+@triton.jit
+def _load_v(y_ptr, means_ptr, idx, mask, HAS_MEANS: tl.constexpr):
+    """v = y - means in float32, and means (zeros without)."""
     v = tl.load(y_ptr + idx, mask=mask, other=0.0).to(tl.float32)
     mu = tl.zeros_like(v)
     if HAS_MEANS:
         mu = tl.load(means_ptr + idx, mask=mask, other=0.0).to(tl.float32)
         v = v - mu
-    return idx, mask, v, mu
+    return v, mu
 
 
 @triton.jit
-def _two_class_logits(v, idx, tau, a, seed, METHOD: tl.constexpr):
-    """Classes floor(v), ceil(v); noisy logits (s_k/tau + g_k)/tau and their d/dv."""
+def two_class_uniform_from_bits(bits):
+    """(k + 1/2) / 2^23 with k the top 23 bits of a uint32 word: strictly inside (0, 1), exact in float32."""
+    return ((bits >> TWO_CLASS_SHIFT).to(tl.float32) + 0.5) * TWO_CLASS_SCALE
+
+
+@triton.jit
+def three_class_uniforms_from_bits(bits_a, bits_b):
+    """(4 k_a + 1) / 2^24 and (4 k_b + 3) / 2^24 with k the top 22 bits: never equal, never 0 or 1."""
+    u_a = ((bits_a >> THREE_CLASS_SHIFT).to(tl.float32) * 4.0 + 1.0) * THREE_CLASS_SCALE
+    u_b = ((bits_b >> THREE_CLASS_SHIFT).to(tl.float32) * 4.0 + 3.0) * THREE_CLASS_SCALE
+    return u_a, u_b
+
+
+@triton.jit
+def _two_class_uniform(seed, rows, col):
+    """Each element's uniform from its own word of its row's Philox call."""
+    w0, w1, w2, w3 = tl.randint4x(seed, rows)
+    bits = tl.where(col == 0, w0[:, None], tl.where(col == 1, w1[:, None], tl.where(col == 2, w2[:, None],
+                                                                                     w3[:, None])))
+    return two_class_uniform_from_bits(bits)
+
+
+@triton.jit
+def _three_class_uniforms(seed, rows, col):
+    """Each element's two uniforms from two words of its row's Philox call."""
+    w0, w1, w2, w3 = tl.randint4x(seed, rows)
+    return three_class_uniforms_from_bits(tl.where(col == 0, w0[:, None], w2[:, None]),
+                                          tl.where(col == 0, w1[:, None], w3[:, None]))
+
+
+@triton.jit
+def _two_class_logit(v, u, tau, a, METHOD: tl.constexpr):
+    """Classes floor(v), ceil(v); x = z_up - z_down = (gap / tau + Logistic) / tau and dx/dv."""
     lo = tl.floor(v)
     hi = tl.ceil(v)
-    d_down_raw = v - lo
-    d_up_raw = hi - v
-    d_down = tl.minimum(tl.maximum(d_down_raw, -1.0 + EPS), 1.0 - EPS)
-    d_up = tl.minimum(tl.maximum(d_up_raw, -1.0 + EPS), 1.0 - EPS)
-    s_down, ds_down = two_class_score(d_down, a, METHOD)
-    s_up, ds_up = two_class_score(d_up, a, METHOD)
-    bits_down, bits_up, _, _ = tl.randint4x(seed, idx)
-    logit_down = (s_down / tau + _gumbel(bits_down)) / tau
-    logit_up = (s_up / tau + _gumbel(bits_up)) / tau
-    inv_tau2 = 1.0 / (tau * tau)
-    # d(d_down)/dv = +1 and d(d_up)/dv = -1 inside their clamps, 0 outside.
-    dlogit_down = tl.where((d_down_raw >= -1.0 + EPS) & (d_down_raw <= 1.0 - EPS), ds_down, 0.0) * inv_tau2
-    dlogit_up = tl.where((d_up_raw >= -1.0 + EPS) & (d_up_raw <= 1.0 - EPS), -ds_up, 0.0) * inv_tau2
-    return lo, hi, logit_down, logit_up, dlogit_down, dlogit_up
+    gap, dgap = two_class_gap(v - lo, hi - v, a, METHOD)
+    x = (gap / tau + fast_log(u / (1.0 - u))) / tau
+    return lo, hi, x, dgap / (tau * tau)
 
 
 @triton.jit
@@ -73,28 +106,30 @@ def _round_half_even(v):
 
 
 @triton.jit
-def _three_class_logits(v, idx, tau, r, n, a, seed, METHOD: tl.constexpr):
-    """Classes c-1, c, c+1 (c = round half to even); noisy logits and their d/dv (d delta_k/dv = 1)."""
+def _three_class_logits(v, u_a, u_b, tau, r, n, a, METHOD: tl.constexpr):
+    """Classes c-1, c, c+1 (c = round half to even); z_k = (s_k / tau - log S_k) / tau with S the spacings
+    of the sorted uniforms, and dz_k/dv (d delta_k/dv = 1)."""
     c = _round_half_even(v)
     s0, ds0 = three_class_score(v - c + 1.0, r, n, a, METHOD)
     s1, ds1 = three_class_score(v - c, r, n, a, METHOD)
     s2, ds2 = three_class_score(v - c - 1.0, r, n, a, METHOD)
-    bits0, bits1, bits2, _ = tl.randint4x(seed, idx)
-    logit0 = (s0 / tau + _gumbel(bits0)) / tau
-    logit1 = (s1 / tau + _gumbel(bits1)) / tau
-    logit2 = (s2 / tau + _gumbel(bits2)) / tau
+    first = tl.minimum(u_a, u_b)
+    second = tl.maximum(u_a, u_b)
+    z0 = (s0 / tau - fast_log(first)) / tau
+    z1 = (s1 / tau - fast_log(second - first)) / tau
+    z2 = (s2 / tau - fast_log(1.0 - second)) / tau
     inv_tau2 = 1.0 / (tau * tau)
-    return c, logit0, logit1, logit2, ds0 * inv_tau2, ds1 * inv_tau2, ds2 * inv_tau2
+    return c, z0, z1, z2, ds0 * inv_tau2, ds1 * inv_tau2, ds2 * inv_tau2
 
 
 @triton.jit
-def _softmax3(logit0, logit1, logit2):
-    m = tl.maximum(tl.maximum(logit0, logit1), logit2)
-    e0 = tl.exp(logit0 - m)
-    e1 = tl.exp(logit1 - m)
-    e2 = tl.exp(logit2 - m)
-    total = e0 + e1 + e2
-    return e0 / total, e1 / total, e2 / total
+def _softmax3(z0, z1, z2):
+    m = tl.maximum(tl.maximum(z0, z1), z2)
+    e0 = tl.exp(z0 - m)
+    e1 = tl.exp(z1 - m)
+    e2 = tl.exp(z2 - m)
+    inv_total = 1.0 / (e0 + e1 + e2)
+    return e0 * inv_total, e1 * inv_total, e2 * inv_total
 
 
 @triton.jit
@@ -108,28 +143,29 @@ def _store_grads(grad_out_ptr, grad_y_ptr, grad_means_ptr, idx, mask, dv, MEANS_
 
 
 @triton.jit(do_not_specialize=["n_elements"])
-def two_class_forward_kernel(y_ptr, means_ptr, out_ptr, n_elements, tau_ptr, a, seed_ptr,
-                             METHOD: tl.constexpr, HAS_MEANS: tl.constexpr, HARD: tl.constexpr,
-                             BLOCK: tl.constexpr):
+def two_class_forward_kernel(y_ptr, means_ptr, out_ptr, n_elements, tau_ptr, a, seed_ptr, METHOD: tl.constexpr,
+                             HAS_MEANS: tl.constexpr, HARD: tl.constexpr, BLOCK: tl.constexpr):
     tau, seed = _scalars(tau_ptr, seed_ptr)
-    idx, mask, v, mu = _block(y_ptr, means_ptr, n_elements, BLOCK, HAS_MEANS)
-    lo, hi, logit_down, logit_up, _, _ = _two_class_logits(v, idx, tau, a, seed, METHOD)
+    rows, idx, mask, col = _tile(n_elements, BLOCK, TWO_CLASS_G)
+    v, mu = _load_v(y_ptr, means_ptr, idx, mask, HAS_MEANS)
+    lo, hi, x, _ = _two_class_logit(v, _two_class_uniform(seed, rows, col), tau, a, METHOD)
     if HARD:
-        out = tl.where(logit_up > logit_down, hi, lo)
+        out = tl.where(x > 0.0, hi, lo)
     else:
-        out = lo + tl.sigmoid(logit_up - logit_down) * (hi - lo)
+        out = lo + tl.sigmoid(x) * (hi - lo)
     tl.store(out_ptr + idx, (out + mu).to(out_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit(do_not_specialize=["n_elements"])
 def two_class_backward_kernel(y_ptr, means_ptr, grad_out_ptr, grad_y_ptr, grad_means_ptr, n_elements, tau_ptr, a,
-                              seed_ptr, METHOD: tl.constexpr, HAS_MEANS: tl.constexpr,
-                              MEANS_GRAD: tl.constexpr, BLOCK: tl.constexpr):
+                              seed_ptr, METHOD: tl.constexpr, HAS_MEANS: tl.constexpr, MEANS_GRAD: tl.constexpr,
+                              BLOCK: tl.constexpr):
     tau, seed = _scalars(tau_ptr, seed_ptr)
-    idx, mask, v, _ = _block(y_ptr, means_ptr, n_elements, BLOCK, HAS_MEANS)
-    lo, hi, logit_down, logit_up, dlogit_down, dlogit_up = _two_class_logits(v, idx, tau, a, seed, METHOD)
-    w_up = tl.sigmoid(logit_up - logit_down)
-    dv = (hi - lo) * w_up * (1.0 - w_up) * (dlogit_up - dlogit_down)
+    rows, idx, mask, col = _tile(n_elements, BLOCK, TWO_CLASS_G)
+    v, _ = _load_v(y_ptr, means_ptr, idx, mask, HAS_MEANS)
+    lo, hi, x, dx = _two_class_logit(v, _two_class_uniform(seed, rows, col), tau, a, METHOD)
+    w_up = tl.sigmoid(x)
+    dv = (hi - lo) * w_up * (1.0 - w_up) * dx
     _store_grads(grad_out_ptr, grad_y_ptr, grad_means_ptr, idx, mask, dv, MEANS_GRAD)
 
 
@@ -138,13 +174,15 @@ def three_class_forward_kernel(y_ptr, means_ptr, out_ptr, n_elements, tau_ptr, r
                                METHOD: tl.constexpr, HAS_MEANS: tl.constexpr, HARD: tl.constexpr,
                                BLOCK: tl.constexpr):
     tau, seed = _scalars(tau_ptr, seed_ptr)
-    idx, mask, v, mu = _block(y_ptr, means_ptr, n_elements, BLOCK, HAS_MEANS)
-    c, logit0, logit1, logit2, _, _, _ = _three_class_logits(v, idx, tau, r, n, a, seed, METHOD)
+    rows, idx, mask, col = _tile(n_elements, BLOCK, THREE_CLASS_G)
+    v, mu = _load_v(y_ptr, means_ptr, idx, mask, HAS_MEANS)
+    u_a, u_b = _three_class_uniforms(seed, rows, col)
+    c, z0, z1, z2, _, _, _ = _three_class_logits(v, u_a, u_b, tau, r, n, a, METHOD)
     if HARD:
         # argmax with the first class winning ties, as torch.argmax
-        out = tl.where((logit0 >= logit1) & (logit0 >= logit2), c - 1.0, tl.where(logit1 >= logit2, c, c + 1.0))
+        out = tl.where((z0 >= z1) & (z0 >= z2), c - 1.0, tl.where(z1 >= z2, c, c + 1.0))
     else:
-        w0, _, w2 = _softmax3(logit0, logit1, logit2)
+        w0, _, w2 = _softmax3(z0, z1, z2)
         out = c + (w2 - w0)
     tl.store(out_ptr + idx, (out + mu).to(out_ptr.dtype.element_ty), mask=mask)
 
@@ -154,25 +192,29 @@ def three_class_backward_kernel(y_ptr, means_ptr, grad_out_ptr, grad_y_ptr, grad
                                 r, n, a, seed_ptr, METHOD: tl.constexpr, HAS_MEANS: tl.constexpr,
                                 MEANS_GRAD: tl.constexpr, BLOCK: tl.constexpr):
     tau, seed = _scalars(tau_ptr, seed_ptr)
-    idx, mask, v, _ = _block(y_ptr, means_ptr, n_elements, BLOCK, HAS_MEANS)
-    _, logit0, logit1, logit2, dlogit0, dlogit1, dlogit2 = _three_class_logits(v, idx, tau, r, n, a, seed, METHOD)
-    w0, w1, w2 = _softmax3(logit0, logit1, logit2)
+    rows, idx, mask, col = _tile(n_elements, BLOCK, THREE_CLASS_G)
+    v, _ = _load_v(y_ptr, means_ptr, idx, mask, HAS_MEANS)
+    u_a, u_b = _three_class_uniforms(seed, rows, col)
+    _, z0, z1, z2, dz0, dz1, dz2 = _three_class_logits(v, u_a, u_b, tau, r, n, a, METHOD)
+    w0, w1, w2 = _softmax3(z0, z1, z2)
     mean_offset = w2 - w0  # sum_k w_k (c_k - c)
     # dy~/dv = sum_k c_k dw_k/dv = sum_k w_k (c_k - y~) dz_k/dv
-    dv = w0 * (-1.0 - mean_offset) * dlogit0 - w1 * mean_offset * dlogit1 + w2 * (1.0 - mean_offset) * dlogit2
+    dv = w0 * (-1.0 - mean_offset) * dz0 - w1 * mean_offset * dz1 + w2 * (1.0 - mean_offset) * dz2
     _store_grads(grad_out_ptr, grad_y_ptr, grad_means_ptr, idx, mask, dv, MEANS_GRAD)
 
 
 @triton.jit(do_not_specialize=["n_elements"])
-def gumbel_noise_kernel(out_ptr, n_elements, seed_ptr, CLASSES: tl.constexpr, BLOCK: tl.constexpr):
+def uniforms_kernel(out_ptr, n_elements, seed_ptr, CLASSES: tl.constexpr, BLOCK: tl.constexpr):
+    """The uniforms the rounding kernels draw: (n, 1) for two classes, (n, 2) for three (for tests)."""
     seed = tl.load(seed_ptr)
-    idx = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = idx < n_elements
-    bits0, bits1, bits2, _ = tl.randint4x(seed, idx)
-    tl.store(out_ptr + idx * CLASSES, _gumbel(bits0), mask=mask)
-    tl.store(out_ptr + idx * CLASSES + 1, _gumbel(bits1), mask=mask)
-    if CLASSES == 3:
-        tl.store(out_ptr + idx * CLASSES + 2, _gumbel(bits2), mask=mask)
+    if CLASSES == 2:
+        rows, idx, mask, col = _tile(n_elements, BLOCK, TWO_CLASS_G)
+        tl.store(out_ptr + idx, _two_class_uniform(seed, rows, col), mask=mask)
+    else:
+        rows, idx, mask, col = _tile(n_elements, BLOCK, THREE_CLASS_G)
+        u_a, u_b = _three_class_uniforms(seed, rows, col)
+        tl.store(out_ptr + idx * 2, u_a, mask=mask)
+        tl.store(out_ptr + idx * 2 + 1, u_b, mask=mask)
 
 
 def _scalar(value):
@@ -180,14 +222,14 @@ def _scalar(value):
     return 0.0 if value is None else value
 
 
-def _grid(n_elements, block=BLOCK):
+def _grid(n_elements, block):
     return (triton.cdiv(n_elements, block),)
 
 
 def forward(y, means, tau, seed, cfg, block=BLOCK, num_warps=NUM_WARPS):
     """y~ for contiguous y (and means of y's shape, or None); tau and seed are 0-d tensors on y's
-    device (float, int64); cfg is a sgaplus.RoundingConfig. block and num_warps: the launch
-    configuration (bench/run.py sweeps them)."""
+    device (float, int64); cfg is a RoundingConfig. block and num_warps: the launch configuration
+    (bench/run.py sweeps them)."""
     out = torch.empty_like(y)
     n_elements = y.numel()
     if n_elements == 0:
@@ -227,10 +269,10 @@ def backward(y, means, grad_out, tau, seed, cfg, means_grad=True, block=BLOCK, n
     return grad_y, grad_means
 
 
-def gumbel_noise(seed, n_elements, classes, device):
-    """The (n_elements, classes) float32 Gumbel noise that the kernels draw for `seed` (an int)."""
-    out = torch.empty(n_elements, classes, dtype=torch.float32, device=device)
+def uniforms(seed, n_elements, classes, device):
+    """The (n_elements, classes - 1) float32 uniforms that the kernels draw for `seed` (an int)."""
+    out = torch.empty(n_elements, classes - 1, dtype=torch.float32, device=device)
     if n_elements:
         seed = torch.full((), seed, dtype=torch.int64, device=device)
-        gumbel_noise_kernel[_grid(n_elements)](out, n_elements, seed, CLASSES=classes, BLOCK=BLOCK)
+        uniforms_kernel[_grid(n_elements, BLOCK)](out, n_elements, seed, CLASSES=classes, BLOCK=BLOCK)
     return out

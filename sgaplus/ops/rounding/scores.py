@@ -1,17 +1,26 @@
-"""Score functions s(d) of docs/rounding.md and their derivatives ds/dd, as Triton device functions.
+"""Score functions of docs/rounding.md as Triton device functions, and the fast transcendentals they use.
 
-A score is the unnormalised log-probability of rounding to a class at distance d. Each helper
-returns ``(s, ds)``; the forward kernels ignore ``ds`` and the compiler drops it. Masks of the
-clamps are applied with ``tl.where`` (never by multiplication) so a clamped branch contributes
-an exact zero, as ``torch.clamp`` does, even where the unclamped derivative is infinite.
+Two classes need only the gap s(d_up) - s(d_down) (only the difference of the two logits enters the
+softmax), which has a closed form with one log per method. Three classes need each score. Every
+helper returns a value and its derivative with respect to v; the forward kernels ignore the
+derivative and the compiler drops it. Masks of the clamps are applied with ``tl.where`` (never by
+multiplication) so a clamped branch contributes an exact zero, as ``torch.clamp`` does, even where the
+unclamped derivative is infinite.
+
+Compiled for a GPU, logs and cosines are the hardware's approximate instructions (lg2.approx,
+cos.approx, sin.approx: one special-function instruction each instead of a 40-90 instruction precise
+routine; exp and division are already approximate in Triton). Under the Triton interpreter (which has
+no libdevice) they are numpy's. docs/kernels.md states the error budget.
 """
 import triton
 import triton.language as tl
+from triton.language.extra.cuda import libdevice
 
 from . import config
 
 # Globals a @triton.jit function reads must be tl.constexpr objects (an annotation is not enough: the
-# interpreter accepts it, the compiler does not).
+# interpreter accepts it, the compiler does not). Products keep the tensor on the left of a constexpr:
+# the interpreter mishandles constexpr * tensor inside tl.cos.
 ATANH = tl.constexpr(config.METHOD_IDS["atanh"])
 LINEAR = tl.constexpr(config.METHOD_IDS["linear"])
 COSINE = tl.constexpr(config.METHOD_IDS["cosine"])
@@ -21,6 +30,36 @@ HALF_PI = tl.constexpr(config.HALF_PI)
 COSINE_FLOOR = tl.constexpr(config.COSINE_FLOOR)
 THREE_CLASS_FLOOR = tl.constexpr(config.THREE_CLASS_FLOOR)
 SSL_THREE_CLASS_SCALE = tl.constexpr(config.SSL_THREE_CLASS_SCALE)
+INTERPRETED = tl.constexpr(bool(triton.knobs.runtime.interpret))
+
+
+@triton.jit
+def fast_log(x):
+    if INTERPRETED:
+        return tl.log(x)
+    else:
+        return libdevice.fast_logf(x)
+
+
+@triton.jit
+def fast_cos(x):
+    if INTERPRETED:
+        return tl.cos(x)
+    else:
+        return libdevice.fast_cosf(x)
+
+
+@triton.jit
+def fast_sin(x):
+    if INTERPRETED:
+        return tl.sin(x)
+    else:
+        return libdevice.fast_sinf(x)
+
+
+@triton.jit
+def _clamp(x, lo, hi):
+    return tl.minimum(tl.maximum(x, lo), hi)
 
 
 @triton.jit
@@ -29,58 +68,68 @@ def _sign(x):
 
 
 @triton.jit
-def _log_sigmoid(x):
-    # log(sigmoid(x)) without overflow: -softplus(-x)
-    return tl.minimum(x, 0.0) - tl.log(1.0 + tl.exp(-tl.abs(x)))
+def two_class_gap(dist_down, dist_up, a, METHOD: tl.constexpr):
+    """gap = s(d_up) - s(d_down) and d(gap)/dv, from the raw distances v - floor(v) and ceil(v) - v.
 
-
-@triton.jit
-def two_class_score(d, a, METHOD: tl.constexpr):
-    """s(d) and ds/dd for a distance d in [-1+eps, 1-eps] (already clamped)."""
-    if METHOD == ATANH:
-        s = -0.5 * tl.log((1.0 + d) / (1.0 - d))
-        ds = -1.0 / (1.0 - d * d)
-    elif METHOD == LINEAR:
-        s = tl.log(1.0 - d)
-        ds = -1.0 / (1.0 - d)
+    d_down = clamp(dist_down, -1 + EPS, 1 - EPS) moves with +v, d_up likewise with -v (inside the clamp).
+    """
+    d_dn = _clamp(dist_down, -1.0 + EPS, 1.0 - EPS)
+    d_up = _clamp(dist_up, -1.0 + EPS, 1.0 - EPS)
+    in_dn = (dist_down >= -1.0 + EPS) & (dist_down <= 1.0 - EPS)
+    in_up = (dist_up >= -1.0 + EPS) & (dist_up <= 1.0 - EPS)
+    if METHOD == ATANH:  # atanh(d_dn) - atanh(d_up), one log
+        gap = 0.5 * fast_log(((1.0 + d_dn) * (1.0 - d_up)) / ((1.0 - d_dn) * (1.0 + d_up)))
+        dgap = tl.where(in_up, 1.0 / (1.0 - d_up * d_up), 0.0) + tl.where(in_dn, 1.0 / (1.0 - d_dn * d_dn), 0.0)
+    elif METHOD == LINEAR:  # log(1 - d_up) - log(1 - d_dn)
+        gap = fast_log((1.0 - d_up) / (1.0 - d_dn))
+        dgap = tl.where(in_up, 1.0 / (1.0 - d_up), 0.0) + tl.where(in_dn, 1.0 / (1.0 - d_dn), 0.0)
     elif METHOD == COSINE:
-        c = tl.cos(d * HALF_PI)
-        q = c * c * (1.0 - COSINE_FLOOR) + COSINE_FLOOR
-        s = tl.log(q)
-        ds = -tl.sin(d * (2.0 * HALF_PI)) * ((1.0 - COSINE_FLOOR) * HALF_PI) / q
-    else:  # SSL: log sigmoid(-a * logit(dc)), dc = clamp(d, eps, 1 - eps)
-        inside = (d >= EPS) & (d <= 1.0 - EPS)
-        dc = tl.minimum(tl.maximum(d, EPS), 1.0 - EPS)
-        t = a * tl.log(dc / (1.0 - dc))
-        s = _log_sigmoid(-t)
-        ds = tl.where(inside, -a * tl.sigmoid(t) / (dc * (1.0 - dc)), 0.0)
-    return s, ds
+        c_up = fast_cos(d_up * HALF_PI)
+        c_dn = fast_cos(d_dn * HALF_PI)
+        q_up = c_up * c_up * (1.0 - COSINE_FLOOR) + COSINE_FLOOR
+        q_dn = c_dn * c_dn * (1.0 - COSINE_FLOOR) + COSINE_FLOOR
+        gap = fast_log(q_up / q_dn)
+        # -ds/dd = (1 - F) (pi/2) sin(pi d) / q, and sin(pi d) = 2 sin(pi d / 2) cos(pi d / 2)
+        g_up = fast_sin(d_up * HALF_PI) * c_up / q_up
+        g_dn = fast_sin(d_dn * HALF_PI) * c_dn / q_dn
+        dgap = (tl.where(in_up, g_up, 0.0) + tl.where(in_dn, g_dn, 0.0)) * ((1.0 - COSINE_FLOOR) * 2.0 * HALF_PI)
+    else:  # SSL: with dc_up = 1 - dc_down (the clamps are symmetric), the gap is a * logit(dc_down)
+        dc_dn = _clamp(d_dn, EPS, 1.0 - EPS)
+        dc_up = _clamp(d_up, EPS, 1.0 - EPS)
+        gap = fast_log(dc_dn / dc_up) * a
+        w_dn = tl.sigmoid(gap)  # sigma(a logit(dc_down)); sigma(a logit(dc_up)) = 1 - w_dn
+        in_dn = in_dn & (dist_down >= EPS) & (dist_down <= 1.0 - EPS)
+        in_up = in_up & (dist_up >= EPS) & (dist_up <= 1.0 - EPS)
+        dgap = (tl.where(in_up, (1.0 - w_dn) / (dc_up * (1.0 - dc_up)), 0.0)
+                + tl.where(in_dn, w_dn / (dc_dn * (1.0 - dc_dn)), 0.0)) * a
+    return gap, dgap
 
 
 @triton.jit
 def three_class_score(delta, r, n, a, METHOD: tl.constexpr):
-    """s(delta) and ds/ddelta for a signed offset delta = v - class."""
+    """s(delta) and ds/ddelta for a signed offset delta = v - class (d delta / dv = 1)."""
     if METHOD == LINEAR:
-        x = 1.0 - r * tl.abs(delta)
+        x = 1.0 - tl.abs(delta) * r
         xm = tl.maximum(x, THREE_CLASS_FLOOR)
-        s = n * tl.log(xm)
-        ds = tl.where(x >= THREE_CLASS_FLOOR, -n * r * _sign(delta) / xm, 0.0)
+        s = fast_log(xm) * n
+        ds = tl.where(x >= THREE_CLASS_FLOOR, -_sign(delta) * n * r / xm, 0.0)
     elif METHOD == COSINE:
-        rd = r * delta
-        q = tl.minimum(tl.maximum(rd, -1.0), 1.0)
-        c = tl.cos(q * HALF_PI)
+        rd = delta * r
+        q = _clamp(rd, -1.0, 1.0)
+        c = fast_cos(q * HALF_PI)
         cm = tl.maximum(c, 0.0)
-        p = tl.exp(n * tl.log(cm))  # cm ** n, 0 at cm == 0
-        s = tl.log(p + COSINE_FLOOR)
-        dp = n * tl.exp((n - 1.0) * tl.log(cm)) * -tl.sin(q * HALF_PI) * HALF_PI * r
+        log_cm = fast_log(cm)
+        p = tl.exp(log_cm * n)  # cm ** n, 0 at cm == 0
+        s = fast_log(p + COSINE_FLOOR)
+        dp = -tl.exp(log_cm * (n - 1.0)) * fast_sin(q * HALF_PI) * n * HALF_PI * r
         ds = tl.where((rd >= -1.0) & (rd <= 1.0) & (c >= 0.0), dp / (p + COSINE_FLOOR), 0.0)
     else:  # SSL
-        xr = tl.abs(r * delta / SSL_THREE_CLASS_SCALE)
-        x = tl.minimum(tl.maximum(xr, THREE_CLASS_FLOOR), 1.0 - THREE_CLASS_FLOOR)
-        t = a * tl.log(x / (1.0 - x))
+        xr = tl.abs(delta * r / SSL_THREE_CLASS_SCALE)
+        x = _clamp(xr, THREE_CLASS_FLOOR, 1.0 - THREE_CLASS_FLOOR)
+        t = fast_log(x / (1.0 - x)) * a
         sg = tl.sigmoid(-t)
-        s = n * tl.log(tl.maximum(sg, THREE_CLASS_FLOOR))
+        s = fast_log(tl.maximum(sg, THREE_CLASS_FLOOR)) * n
         inside = (xr >= THREE_CLASS_FLOOR) & (xr <= 1.0 - THREE_CLASS_FLOOR) & (sg >= THREE_CLASS_FLOOR)
         dx = _sign(delta) * (r / SSL_THREE_CLASS_SCALE)
-        ds = tl.where(inside, -n * a * tl.sigmoid(t) / (x * (1.0 - x)) * dx, 0.0)
+        ds = tl.where(inside, -(1.0 - sg) / (x * (1.0 - x)) * dx * n * a, 0.0)
     return s, ds
