@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from helpers import KERNEL_DEVICE
 
 import sgaplus
 
@@ -83,3 +84,21 @@ def test_bad_temperature_on_the_kernels_device_is_asserted_without_reading(bad):
     """The kernels' path checks a tau already on y's device with torch._assert_async (no host read)."""
     with pytest.raises(RuntimeError, match="tau must be finite and > 0"):
         sgaplus.sga_round(Y, torch.tensor(bad), backend="triton")
+
+
+def test_triton_backend_refuses_float64_means():
+    with pytest.raises(TypeError, match="float32, float16 and bfloat16, got torch.float64"):
+        sgaplus.sga_round(Y.to(KERNEL_DEVICE), 0.5, means=torch.zeros(4, 5, dtype=torch.float64, device=KERNEL_DEVICE),
+                          backend="triton")
+
+
+@pytest.mark.parametrize("y_dtype,means_dtype", [(torch.float32, torch.bfloat16), (torch.float16, torch.bfloat16)])
+def test_mixed_half_means_reach_the_kernels_as_float32_with_gradients_in_their_own_dtype(y_dtype, means_dtype):
+    """The kernels see means in y's dtype or float32 only (what the compile test enumerates); the cast is exact."""
+    y = (torch.randn(6, 7) * 3).to(KERNEL_DEVICE, y_dtype).requires_grad_()
+    means = torch.randn(6, 7).to(KERNEL_DEVICE, means_dtype).requires_grad_()
+    out = sgaplus.sga_round(y, 0.5, means=means, seed=3, backend="triton")
+    same = sgaplus.sga_round(y, 0.5, means=means.detach().float(), seed=3, backend="triton")
+    torch.testing.assert_close(out, same)
+    (grad,) = torch.autograd.grad(out.sum(), means)
+    assert grad.dtype == means_dtype

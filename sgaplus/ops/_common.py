@@ -90,16 +90,19 @@ def triton_available_for(tensor):
     return tensor.is_cuda or (tensor.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1")
 
 
-def resolve_backend(y, backend):
-    """The backend name that will run y: 'triton' or 'torch'."""
+def resolve_backend(y, backend, *others):
+    """The backend name that will run y (and the other floating-point tensors of the call, None allowed):
+    'triton' or 'torch'. The kernels take float32, float16 and bfloat16; 'auto' sends the rest to torch."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    dtypes = [t.dtype for t in (y, *others) if t is not None]
     if backend == "auto":
-        return "triton" if y.is_cuda and y.dtype in TRITON_DTYPES else "torch"
+        return "triton" if y.is_cuda and all(d in TRITON_DTYPES for d in dtypes) else "torch"
     if backend == "triton":
         if not triton_available_for(y):
             raise ValueError(f"backend='triton' needs a CUDA tensor (or TRITON_INTERPRET=1 to run the kernels on "
                              f"CPU through the Triton interpreter); y is on {y.device}")
-        if y.dtype not in TRITON_DTYPES:
-            raise TypeError(f"backend='triton' supports float32, float16 and bfloat16, got {y.dtype}")
+        for dtype in dtypes:
+            if dtype not in TRITON_DTYPES:
+                raise TypeError(f"backend='triton' supports float32, float16 and bfloat16, got {dtype}")
     return backend

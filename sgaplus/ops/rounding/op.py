@@ -131,6 +131,8 @@ def sga_round(y, tau, method="ssl", classes=2, *, means=None, hard=False, a=None
     else:
         cfg = config
     means = _check_inputs(y, means)
-    backend = resolve_backend(y, backend)
+    backend = resolve_backend(y, backend, means)
+    if backend == "triton" and means is not None and means.dtype not in (y.dtype, torch.float32):
+        means = means.float()  # exact; the kernels then see means in y's dtype or float32, nothing else
     return _forward_op(y, means, seed_tensor(seed, generator, y.device), host_tau(tau), cfg.method, cfg.classes,
                        cfg.hard, cfg.a, cfg.r, cfg.n, backend)
