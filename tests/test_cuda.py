@@ -10,7 +10,8 @@ from sgaplus.ops.rounding.reference import sga_round_reference
 pytestmark = pytest.mark.cuda
 
 
-@pytest.mark.parametrize("dtype,fwd_tol,grad_tol", [(torch.float32, 1e-6, 1e-4), (torch.bfloat16, 1e-2, 1.5e-2)],
+# float32: the error budget of the compiled kernels' approximate transcendentals (docs/kernels.md)
+@pytest.mark.parametrize("dtype,fwd_tol,grad_tol", [(torch.float32, 4e-6, 1e-4), (torch.bfloat16, 1e-2, 1.5e-2)],
                          ids=["float32", "bfloat16"])
 @pytest.mark.parametrize("hard", [False, True], ids=["soft", "hard"])
 @pytest.mark.parametrize("classes,method", CONFIGS)

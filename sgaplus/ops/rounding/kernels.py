@@ -18,7 +18,7 @@ import triton
 import triton.language as tl
 
 from . import config
-from .scores import fast_log, three_class_score, two_class_gap
+from .scores import fast_div, fast_log, fast_sigmoid, three_class_score, two_class_gap
 
 BLOCK = 1024
 NUM_WARPS = 4
@@ -32,7 +32,8 @@ THREE_CLASS_G = tl.constexpr(config.ELEMENTS_PER_PHILOX[3])
 
 @triton.jit
 def _scalars(tau_ptr, seed_ptr):
-    return tl.load(tau_ptr).to(tl.float32), tl.load(seed_ptr)
+    """1 / tau (each element multiplies by it instead of dividing twice) and the seed."""
+    return 1.0 / tl.load(tau_ptr).to(tl.float32), tl.load(seed_ptr)
 
 
 @triton.jit
@@ -88,13 +89,14 @@ def _three_class_uniforms(seed, rows, col):
 
 
 @triton.jit
-def _two_class_logit(v, u, tau, a, METHOD: tl.constexpr):
+def _two_class_logit(v, u, inv_tau, a, METHOD: tl.constexpr):
     """Classes floor(v), ceil(v); x = z_up - z_down = (gap / tau + Logistic) / tau and dx/dv."""
     lo = tl.floor(v)
     hi = tl.ceil(v)
     gap, dgap = two_class_gap(v - lo, hi - v, a, METHOD)
-    x = (gap / tau + fast_log(u / (1.0 - u))) / tau
-    return lo, hi, x, dgap / (tau * tau)
+    inv_tau2 = inv_tau * inv_tau
+    x = gap * inv_tau2 + fast_log(fast_div(u, 1.0 - u)) * inv_tau
+    return lo, hi, x, dgap * inv_tau2
 
 
 @triton.jit
@@ -106,7 +108,7 @@ def _round_half_even(v):
 
 
 @triton.jit
-def _three_class_logits(v, u_a, u_b, tau, r, n, a, METHOD: tl.constexpr):
+def _three_class_logits(v, u_a, u_b, inv_tau, r, n, a, METHOD: tl.constexpr):
     """Classes c-1, c, c+1 (c = round half to even); z_k = (s_k / tau - log S_k) / tau with S the spacings
     of the sorted uniforms, and dz_k/dv (d delta_k/dv = 1)."""
     c = _round_half_even(v)
@@ -115,10 +117,10 @@ def _three_class_logits(v, u_a, u_b, tau, r, n, a, METHOD: tl.constexpr):
     s2, ds2 = three_class_score(v - c - 1.0, r, n, a, METHOD)
     first = tl.minimum(u_a, u_b)
     second = tl.maximum(u_a, u_b)
-    z0 = (s0 / tau - fast_log(first)) / tau
-    z1 = (s1 / tau - fast_log(second - first)) / tau
-    z2 = (s2 / tau - fast_log(1.0 - second)) / tau
-    inv_tau2 = 1.0 / (tau * tau)
+    inv_tau2 = inv_tau * inv_tau
+    z0 = s0 * inv_tau2 - fast_log(first) * inv_tau
+    z1 = s1 * inv_tau2 - fast_log(second - first) * inv_tau
+    z2 = s2 * inv_tau2 - fast_log(1.0 - second) * inv_tau
     return c, z0, z1, z2, ds0 * inv_tau2, ds1 * inv_tau2, ds2 * inv_tau2
 
 
@@ -128,7 +130,7 @@ def _softmax3(z0, z1, z2):
     e0 = tl.exp(z0 - m)
     e1 = tl.exp(z1 - m)
     e2 = tl.exp(z2 - m)
-    inv_total = 1.0 / (e0 + e1 + e2)
+    inv_total = fast_div(1.0, e0 + e1 + e2)
     return e0 * inv_total, e1 * inv_total, e2 * inv_total
 
 
@@ -145,14 +147,14 @@ def _store_grads(grad_out_ptr, grad_y_ptr, grad_means_ptr, idx, mask, dv, MEANS_
 @triton.jit(do_not_specialize=["n_elements"])
 def two_class_forward_kernel(y_ptr, means_ptr, out_ptr, n_elements, tau_ptr, a, seed_ptr, METHOD: tl.constexpr,
                              HAS_MEANS: tl.constexpr, HARD: tl.constexpr, BLOCK: tl.constexpr):
-    tau, seed = _scalars(tau_ptr, seed_ptr)
+    inv_tau, seed = _scalars(tau_ptr, seed_ptr)
     rows, idx, mask, col = _tile(n_elements, BLOCK, TWO_CLASS_G)
     v, mu = _load_v(y_ptr, means_ptr, idx, mask, HAS_MEANS)
-    lo, hi, x, _ = _two_class_logit(v, _two_class_uniform(seed, rows, col), tau, a, METHOD)
+    lo, hi, x, _ = _two_class_logit(v, _two_class_uniform(seed, rows, col), inv_tau, a, METHOD)
     if HARD:
         out = tl.where(x > 0.0, hi, lo)
     else:
-        out = lo + tl.sigmoid(x) * (hi - lo)
+        out = lo + fast_sigmoid(x) * (hi - lo)
     tl.store(out_ptr + idx, (out + mu).to(out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -160,11 +162,11 @@ def two_class_forward_kernel(y_ptr, means_ptr, out_ptr, n_elements, tau_ptr, a, 
 def two_class_backward_kernel(y_ptr, means_ptr, grad_out_ptr, grad_y_ptr, grad_means_ptr, n_elements, tau_ptr, a,
                               seed_ptr, METHOD: tl.constexpr, HAS_MEANS: tl.constexpr, MEANS_GRAD: tl.constexpr,
                               BLOCK: tl.constexpr):
-    tau, seed = _scalars(tau_ptr, seed_ptr)
+    inv_tau, seed = _scalars(tau_ptr, seed_ptr)
     rows, idx, mask, col = _tile(n_elements, BLOCK, TWO_CLASS_G)
     v, _ = _load_v(y_ptr, means_ptr, idx, mask, HAS_MEANS)
-    lo, hi, x, dx = _two_class_logit(v, _two_class_uniform(seed, rows, col), tau, a, METHOD)
-    w_up = tl.sigmoid(x)
+    lo, hi, x, dx = _two_class_logit(v, _two_class_uniform(seed, rows, col), inv_tau, a, METHOD)
+    w_up = fast_sigmoid(x)
     dv = (hi - lo) * w_up * (1.0 - w_up) * dx
     _store_grads(grad_out_ptr, grad_y_ptr, grad_means_ptr, idx, mask, dv, MEANS_GRAD)
 
@@ -173,11 +175,11 @@ def two_class_backward_kernel(y_ptr, means_ptr, grad_out_ptr, grad_y_ptr, grad_m
 def three_class_forward_kernel(y_ptr, means_ptr, out_ptr, n_elements, tau_ptr, r, n, a, seed_ptr,
                                METHOD: tl.constexpr, HAS_MEANS: tl.constexpr, HARD: tl.constexpr,
                                BLOCK: tl.constexpr):
-    tau, seed = _scalars(tau_ptr, seed_ptr)
+    inv_tau, seed = _scalars(tau_ptr, seed_ptr)
     rows, idx, mask, col = _tile(n_elements, BLOCK, THREE_CLASS_G)
     v, mu = _load_v(y_ptr, means_ptr, idx, mask, HAS_MEANS)
     u_a, u_b = _three_class_uniforms(seed, rows, col)
-    c, z0, z1, z2, _, _, _ = _three_class_logits(v, u_a, u_b, tau, r, n, a, METHOD)
+    c, z0, z1, z2, _, _, _ = _three_class_logits(v, u_a, u_b, inv_tau, r, n, a, METHOD)
     if HARD:
         # argmax with the first class winning ties, as torch.argmax
         out = tl.where((z0 >= z1) & (z0 >= z2), c - 1.0, tl.where(z1 >= z2, c, c + 1.0))
@@ -191,11 +193,11 @@ def three_class_forward_kernel(y_ptr, means_ptr, out_ptr, n_elements, tau_ptr, r
 def three_class_backward_kernel(y_ptr, means_ptr, grad_out_ptr, grad_y_ptr, grad_means_ptr, n_elements, tau_ptr,
                                 r, n, a, seed_ptr, METHOD: tl.constexpr, HAS_MEANS: tl.constexpr,
                                 MEANS_GRAD: tl.constexpr, BLOCK: tl.constexpr):
-    tau, seed = _scalars(tau_ptr, seed_ptr)
+    inv_tau, seed = _scalars(tau_ptr, seed_ptr)
     rows, idx, mask, col = _tile(n_elements, BLOCK, THREE_CLASS_G)
     v, _ = _load_v(y_ptr, means_ptr, idx, mask, HAS_MEANS)
     u_a, u_b = _three_class_uniforms(seed, rows, col)
-    _, z0, z1, z2, dz0, dz1, dz2 = _three_class_logits(v, u_a, u_b, tau, r, n, a, METHOD)
+    _, z0, z1, z2, dz0, dz1, dz2 = _three_class_logits(v, u_a, u_b, inv_tau, r, n, a, METHOD)
     w0, w1, w2 = _softmax3(z0, z1, z2)
     mean_offset = w2 - w0  # sum_k w_k (c_k - c)
     # dy~/dv = sum_k c_k dw_k/dv = sum_k w_k (c_k - y~) dz_k/dv

@@ -50,6 +50,21 @@ def fast_cos(x):
 
 
 @triton.jit
+def fast_div(x, y):
+    """x / y to 2 ulp for |y| in [2^-126, 2^126] (div.approx: one reciprocal and a multiply; the default
+    division adds a range fix-up). Every denominator here lies in that range or is +inf (giving 0)."""
+    if INTERPRETED:
+        return x / y
+    else:
+        return libdevice.fast_dividef(x, y)
+
+
+@triton.jit
+def fast_sigmoid(x):
+    return fast_div(1.0, 1.0 + tl.exp(-x))
+
+
+@triton.jit
 def fast_sin(x):
     if INTERPRETED:
         return tl.sin(x)
@@ -78,30 +93,32 @@ def two_class_gap(dist_down, dist_up, a, METHOD: tl.constexpr):
     in_dn = (dist_down >= -1.0 + EPS) & (dist_down <= 1.0 - EPS)
     in_up = (dist_up >= -1.0 + EPS) & (dist_up <= 1.0 - EPS)
     if METHOD == ATANH:  # atanh(d_dn) - atanh(d_up), one log
-        gap = 0.5 * fast_log(((1.0 + d_dn) * (1.0 - d_up)) / ((1.0 - d_dn) * (1.0 + d_up)))
-        dgap = tl.where(in_up, 1.0 / (1.0 - d_up * d_up), 0.0) + tl.where(in_dn, 1.0 / (1.0 - d_dn * d_dn), 0.0)
+        gap = 0.5 * fast_log(fast_div((1.0 + d_dn) * (1.0 - d_up), (1.0 - d_dn) * (1.0 + d_up)))
+        dgap = (tl.where(in_up, fast_div(1.0, 1.0 - d_up * d_up), 0.0)
+                + tl.where(in_dn, fast_div(1.0, 1.0 - d_dn * d_dn), 0.0))
     elif METHOD == LINEAR:  # log(1 - d_up) - log(1 - d_dn)
-        gap = fast_log((1.0 - d_up) / (1.0 - d_dn))
-        dgap = tl.where(in_up, 1.0 / (1.0 - d_up), 0.0) + tl.where(in_dn, 1.0 / (1.0 - d_dn), 0.0)
+        gap = fast_log(fast_div(1.0 - d_up, 1.0 - d_dn))
+        dgap = tl.where(in_up, fast_div(1.0, 1.0 - d_up), 0.0) + tl.where(in_dn, fast_div(1.0, 1.0 - d_dn), 0.0)
     elif METHOD == COSINE:
         c_up = fast_cos(d_up * HALF_PI)
         c_dn = fast_cos(d_dn * HALF_PI)
         q_up = c_up * c_up * (1.0 - COSINE_FLOOR) + COSINE_FLOOR
         q_dn = c_dn * c_dn * (1.0 - COSINE_FLOOR) + COSINE_FLOOR
-        gap = fast_log(q_up / q_dn)
+        gap = fast_log(fast_div(q_up, q_dn))
         # -ds/dd = (1 - F) (pi/2) sin(pi d) / q, and sin(pi d) = 2 sin(pi d / 2) cos(pi d / 2)
-        g_up = fast_sin(d_up * HALF_PI) * c_up / q_up
-        g_dn = fast_sin(d_dn * HALF_PI) * c_dn / q_dn
+        g_up = fast_div(fast_sin(d_up * HALF_PI) * c_up, q_up)
+        g_dn = fast_div(fast_sin(d_dn * HALF_PI) * c_dn, q_dn)
         dgap = (tl.where(in_up, g_up, 0.0) + tl.where(in_dn, g_dn, 0.0)) * ((1.0 - COSINE_FLOOR) * 2.0 * HALF_PI)
     else:  # SSL: with dc_up = 1 - dc_down (the clamps are symmetric), the gap is a * logit(dc_down)
-        dc_dn = _clamp(d_dn, EPS, 1.0 - EPS)
-        dc_up = _clamp(d_up, EPS, 1.0 - EPS)
-        gap = fast_log(dc_dn / dc_up) * a
-        w_dn = tl.sigmoid(gap)  # sigma(a logit(dc_down)); sigma(a logit(dc_up)) = 1 - w_dn
-        in_dn = in_dn & (dist_down >= EPS) & (dist_down <= 1.0 - EPS)
-        in_up = in_up & (dist_up >= EPS) & (dist_up <= 1.0 - EPS)
-        dgap = (tl.where(in_up, (1.0 - w_dn) / (dc_up * (1.0 - dc_up)), 0.0)
-                + tl.where(in_dn, w_dn / (dc_dn * (1.0 - dc_dn)), 0.0)) * a
+        # distances are >= 0, so clamping the raw ones to [EPS, 1 - EPS] is both clamps at once
+        dc_dn = _clamp(dist_down, EPS, 1.0 - EPS)
+        dc_up = _clamp(dist_up, EPS, 1.0 - EPS)
+        gap = fast_log(fast_div(dc_dn, dc_up)) * a
+        w_dn = fast_sigmoid(gap)  # sigma(a logit(dc_down)); sigma(a logit(dc_up)) = 1 - w_dn
+        in_dn = (dist_down >= EPS) & (dist_down <= 1.0 - EPS)
+        in_up = (dist_up >= EPS) & (dist_up <= 1.0 - EPS)
+        dgap = (tl.where(in_up, fast_div(1.0 - w_dn, dc_up * (1.0 - dc_up)), 0.0)
+                + tl.where(in_dn, fast_div(w_dn, dc_dn * (1.0 - dc_dn)), 0.0)) * a
     return gap, dgap
 
 
@@ -112,7 +129,7 @@ def three_class_score(delta, r, n, a, METHOD: tl.constexpr):
         x = 1.0 - tl.abs(delta) * r
         xm = tl.maximum(x, THREE_CLASS_FLOOR)
         s = fast_log(xm) * n
-        ds = tl.where(x >= THREE_CLASS_FLOOR, -_sign(delta) * n * r / xm, 0.0)
+        ds = tl.where(x >= THREE_CLASS_FLOOR, fast_div(-_sign(delta) * n * r, xm), 0.0)
     elif METHOD == COSINE:
         rd = delta * r
         q = _clamp(rd, -1.0, 1.0)
@@ -122,14 +139,14 @@ def three_class_score(delta, r, n, a, METHOD: tl.constexpr):
         p = tl.exp(log_cm * n)  # cm ** n, 0 at cm == 0
         s = fast_log(p + COSINE_FLOOR)
         dp = -tl.exp(log_cm * (n - 1.0)) * fast_sin(q * HALF_PI) * n * HALF_PI * r
-        ds = tl.where((rd >= -1.0) & (rd <= 1.0) & (c >= 0.0), dp / (p + COSINE_FLOOR), 0.0)
+        ds = tl.where((rd >= -1.0) & (rd <= 1.0) & (c >= 0.0), fast_div(dp, p + COSINE_FLOOR), 0.0)
     else:  # SSL
-        xr = tl.abs(delta * r / SSL_THREE_CLASS_SCALE)
+        xr = tl.abs(delta * (r / SSL_THREE_CLASS_SCALE))
         x = _clamp(xr, THREE_CLASS_FLOOR, 1.0 - THREE_CLASS_FLOOR)
-        t = fast_log(x / (1.0 - x)) * a
-        sg = tl.sigmoid(-t)
+        t = fast_log(fast_div(x, 1.0 - x)) * a
+        sg = fast_sigmoid(-t)
         s = fast_log(tl.maximum(sg, THREE_CLASS_FLOOR)) * n
         inside = (xr >= THREE_CLASS_FLOOR) & (xr <= 1.0 - THREE_CLASS_FLOOR) & (sg >= THREE_CLASS_FLOOR)
         dx = _sign(delta) * (r / SSL_THREE_CLASS_SCALE)
-        ds = tl.where(inside, -(1.0 - sg) / (x * (1.0 - x)) * dx * n * a, 0.0)
+        ds = tl.where(inside, fast_div(-(1.0 - sg), x * (1.0 - x)) * dx * n * a, 0.0)
     return s, ds
