@@ -7,20 +7,25 @@ from pathlib import Path
 
 import torch
 
-from . import distributed, pipeline
-from .bitstream import BitstreamError, decode
-from .checkpoints import CheckpointError
+from . import __version__, distributed, pipeline
+from .bitstream import MAX_PIXELS, decode
 from .codecs import registry
 from .codecs.loading import codec_for_id, load_codec
-from .images import EVAL_IMAGES, ImageError, load_shipped_image, read_rgb, write_atomic, write_png
+from .errors import SgaplusError, UsageError
+from .images import EVAL_IMAGES, load_shipped_image, read_rgb, write_png
 from .refine import BASELINES, SGA_METHODS, LatentRefiner
 from .schedule import TemperatureSchedule
 
-USER_ERRORS = (ImageError, CheckpointError, BitstreamError, FileExistsError, ValueError, OSError)
+# What a user can cause: the package's own errors, and the OS's word on files the user named.
+USER_ERRORS = (SgaplusError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+INTERRUPTED = 130  # the shell's status for a process ended by Ctrl-C
 
 
 def positive_int(text):
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
     return value
@@ -30,25 +35,27 @@ def _add_model_args(parser):
     group = parser.add_argument_group("model (default: the bundled mean-scale hyperprior)")
     group.add_argument("--model", choices=registry.architectures(),
                        help="CompressAI zoo architecture (downloads weights)")
-    group.add_argument("--quality", type=int, help="zoo quality 1-8, or bundled model quality (default: middle)")
+    group.add_argument("--quality", type=int, help="zoo quality, or bundled model quality (default: 3 for the zoo, "
+                                                   "the middle one bundled)")
     group.add_argument("--checkpoint", type=Path, help="an sgaplus checkpoint file (see tools/train_base.py)")
 
 
 def _add_refine_args(parser):
     group = parser.add_argument_group("refinement")
-    group.add_argument("--method", default="ssl", choices=SGA_METHODS + BASELINES)
-    group.add_argument("--classes", type=int, default=2, choices=(2, 3))
+    group.add_argument("--method", default="ssl", choices=SGA_METHODS + BASELINES, help="rounding relaxation")
+    group.add_argument("--classes", type=int, default=2, choices=(2, 3), help="rounding classes")
     group.add_argument("--a", type=float, help="ssl shape (default 2.3 for 2 classes, 1.4 for 3)")
     group.add_argument("--r", type=float, help="three-class factor (default 0.98)")
     group.add_argument("--n", type=float, help="three-class power (default 1.5)")
-    group.add_argument("--iterations", type=int, default=2000)
-    group.add_argument("--lr", type=float, default=5e-3)
+    group.add_argument("--iterations", type=int, default=2000, help="refinement steps")
+    group.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate")
     group.add_argument("--lmbda", type=float, help="RD trade-off (default: the model's training lambda)")
-    group.add_argument("--tau-max", type=float, default=1.0)
+    group.add_argument("--tau-max", type=float, default=1.0, help="largest temperature")
     group.add_argument("--rate", type=float, default=1e-3, help="temperature decay rate")
     group.add_argument("--check-every", type=int, default=10, help="steps between true-loss checks")
-    group.add_argument("--seed", type=int, default=0)
-    group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    group.add_argument("--seed", type=int, default=0, help="noise seed")
+    group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                       help="cpu, cuda or cuda:N")
     group.add_argument("--autocast", choices=("bfloat16", "float16"), help="codec convolutions under autocast")
     group.add_argument("--channels-last", action="store_true", help="image and latents in channels_last format")
     group.add_argument("--compile", action="store_true", help="torch.compile the relaxed loss")
@@ -59,19 +66,46 @@ def _add_refine_args(parser):
                             "(default: torch's setting)")
 
 
+def checked_device(text):
+    """The --device value as torch names it, if this machine has it."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise UsageError(f"unknown device {text!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {text}: CUDA is not available on this machine (use --device cpu)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"--device {text}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type != "cpu":
+        raise UsageError(f"unsupported device {text!r}; use cpu, cuda or cuda:N")
+    return str(device)
+
+
 def _refiner(args, codec):
-    return LatentRefiner(codec, args.method, args.classes, a=args.a, r=args.r, n=args.n,
-                         iterations=args.iterations, lr=args.lr, lmbda=args.lmbda,
-                         schedule=TemperatureSchedule(rate=args.rate, tau_max=args.tau_max),
-                         check_every=args.check_every, seed=args.seed, progress=True, autocast=args.autocast,
-                         channels_last=args.channels_last, compile=args.compile, cuda_graphs=args.cuda_graphs,
-                         tf32=None if args.tf32 is None else args.tf32 == "on")
+    """The LatentRefiner the options ask for; a bad value is the user's mistake, said in one line."""
+    try:
+        return LatentRefiner(codec, args.method, args.classes, a=args.a, r=args.r, n=args.n,
+                             iterations=args.iterations, lr=args.lr, lmbda=args.lmbda,
+                             schedule=TemperatureSchedule(rate=args.rate, tau_max=args.tau_max),
+                             check_every=args.check_every, seed=args.seed, progress=True, autocast=args.autocast,
+                             channels_last=args.channels_last, compile=args.compile, cuda_graphs=args.cuda_graphs,
+                             tf32=None if args.tf32 is None else args.tf32 == "on")
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def _refuse_overwrite(paths, force):
     existing = [str(p) for p in paths if p.exists()]
     if existing and not force:
-        raise FileExistsError(f"would overwrite {', '.join(existing)} (pass --force to allow)")
+        raise UsageError(f"would overwrite {', '.join(existing)} (pass --force to allow)")
+
+
+def _output_folder(text):
+    out = Path(text)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
+    return out
 
 
 def cmd_refine(args):
@@ -79,41 +113,53 @@ def cmd_refine(args):
     sources = [Path(p) for p in args.images]
     stems = [p.stem for p in sources]
     if len(set(stems)) != len(stems):
-        raise ValueError("two input images share a file name; refine them into separate --out folders")
-    out = Path(args.out)
-    targets = [out / f"{s}{ext}" for s in stems for ext in (".bin", ".png")] + [out / "metrics.json",
-                                                                                 out / "metrics.csv"]
-    _refuse_overwrite(targets, args.force)
-    images = [(str(p), read_rgb(p)) for p in sources]  # every input checked before any work
-    rank, world, device = distributed.setup(args.device)
+        raise UsageError("two input images share a file name; refine them into separate --out folders")
+    out = _output_folder(args.out)
+    pipeline.refuse_replacing_inputs(out, sources)
+    done = pipeline.finished_rows(out, sources, pipeline.run_settings(args)) if args.resume else {}
+    todo = [p for p in sources if p.stem not in done]
+    if not args.resume:
+        _refuse_overwrite(pipeline.output_paths(out, stems) + pipeline.metrics_paths(out), args.force)
+    images = [(str(p), read_rgb(p)) for p in todo]  # every input checked before any work
+    rank, world, device = distributed.setup(checked_device(args.device))
     codec = load_codec(args.model, args.quality, args.checkpoint).to(device)
     refiner = _refiner(args, codec)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    order = {str(p): i for i, p in enumerate(sources)}
+    rows = [(order[str(p)], done[p.stem]) for p in sources if p.stem in done]
     batches = pipeline.make_batches(images, args.batch_size)
-    for number in range(rank, len(batches), world):  # a batch's seed follows its place, not its rank
-        for index, row, stream in pipeline.refine_batch(batches[number], codec, refiner, device, args.seed + number):
-            stem = Path(row["image"]).stem
-            write_atomic(out / f"{stem}.bin", stream)
-            x_hat, _ = decode(stream, lambda model_id: codec)  # the PNG is what the decoder reads back
-            write_png(out / f"{stem}.png", x_hat)
-            rows.append((index, row))
+    try:
+        for number in range(rank, len(batches), world):  # a batch's seed follows its place, not its rank
+            for _, row, stream in pipeline.refine_batch(batches[number], codec, refiner, device, args.seed + number):
+                pipeline.write_image_outputs(out, row, stream, codec)
+                rows.append((order[row["image"]], row))
+                if world == 1:  # what is finished is on disk for --resume
+                    pipeline.write_metrics(out, pipeline.in_order(rows), codec, refiner, args, complete=False)
+    except KeyboardInterrupt:
+        print(f"sgaplus: interrupted: {len(rows)} of {len(sources)} images finished (kept in {out}); "
+              f"run the same command with --resume to refine the rest", file=sys.stderr)
+        return INTERRUPTED
     rows = distributed.gather(rows, world)
     distributed.finish(world)
     if rank == 0:
-        rows = [row for _, row in sorted(rows, key=lambda item: item[0])]
-        pipeline.write_metrics(out, rows, codec, refiner, args)
+        rows = pipeline.in_order(rows)
+        pipeline.write_metrics(out, rows, codec, refiner, args, complete=True)
         print(pipeline.table(rows))
-        print(f"wrote {len(rows)} bitstreams, reconstructions and metrics to {out}"
+        skipped = f", {len(done)} kept from the earlier run" if done else ""
+        print(f"wrote {len(rows) - len(done)} bitstreams, reconstructions and metrics to {out}{skipped}"
               + (f" ({world} processes)" if world > 1 else ""))
     return 0
 
 
 def cmd_decode(args):
     target = Path(args.out)
+    if target.is_dir():
+        raise UsageError(f"--out {target} is a folder; name the PNG file to write")
+    if not target.parent.is_dir():
+        raise UsageError(f"--out {target}: the folder {target.parent} does not exist")
     _refuse_overwrite([target], args.force)
     data = Path(args.file).read_bytes()
-    x_hat, model_id = decode(data, lambda model_id: codec_for_id(model_id, args.checkpoint))
+    x_hat, model_id = decode(data, lambda model_id: codec_for_id(model_id, args.checkpoint), args.max_pixels)
     write_png(target, x_hat)
     print(f"decoded {args.file} ({model_id}, {x_hat.shape[-1]}x{x_hat.shape[-2]}) to {target}")
     return 0
@@ -122,13 +168,17 @@ def cmd_decode(args):
 def cmd_demo(args):
     """Refine a crop of a held-out sample image with the bundled model and print base vs refined."""
     image = load_shipped_image(args.image)
+    height, width = image.shape[-2:]
+    if args.crop > min(height, width):
+        raise UsageError(f"--crop {args.crop} is larger than {args.image} ({width}x{height})")
     x = image[:, :args.crop, :args.crop].unsqueeze(0)
-    codec = load_codec(quality=args.quality).to(args.device)
+    device = checked_device(args.device)
+    codec = load_codec(quality=args.quality).to(device)
     refiner = _refiner(args, codec)
     start = time.time()
-    [(_, row, stream)] = pipeline.refine_batch([(0, args.image, x)], codec, refiner, args.device, args.seed)
+    [(_, row, stream)] = pipeline.refine_batch([(0, args.image, x)], codec, refiner, device, args.seed)
     print(f"{args.image} {args.crop}x{args.crop} crop, model {codec.model_id} (lambda {refiner.lmbda}), "
-          f"{args.method} for {args.iterations} iterations in {time.time() - start:.1f} s on {args.device}")
+          f"{args.method} for {args.iterations} iterations in {time.time() - start:.1f} s on {device}")
     print(pipeline.table([row]))
     gain = 100 * (row["base"]["loss"] - row["refined"]["loss"]) / row["base"]["loss"]
     print(f"true RD loss {row['base']['loss']:.4f} -> {row['refined']['loss']:.4f} ({gain:.1f}% lower); "
@@ -138,38 +188,57 @@ def cmd_demo(args):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="sgaplus", description="SGA+ latent refinement for learned image codecs")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    refine = sub.add_parser("refine", help="refine images and write bitstreams, reconstructions and metrics")
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+    refine = sub.add_parser("refine", help="refine images and write bitstreams, reconstructions and metrics",
+                            formatter_class=formatter)
     refine.add_argument("images", nargs="+", metavar="IMAGE")
-    refine.add_argument("--out", default="sgaplus_out", help="output folder (default: sgaplus_out)")
-    refine.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    refine.add_argument("--out", default="sgaplus_out", help="output folder")
+    refine.add_argument("--force", action="store_true", help="overwrite existing outputs (never an input image)")
+    refine.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run in the same --out: keep the images it finished")
     refine.add_argument("--batch-size", type=positive_int, default=8, help="same-size images refined together")
     _add_model_args(refine)
     _add_refine_args(refine)
     refine.set_defaults(func=cmd_refine)
-    dec = sub.add_parser("decode", help="decode a bitstream to a PNG")
+    dec = sub.add_parser("decode", help="decode a bitstream to a PNG", formatter_class=formatter)
     dec.add_argument("file", metavar="FILE.bin")
-    dec.add_argument("--out", required=True, metavar="IMAGE.png")
+    dec.add_argument("--out", required=True, metavar="IMAGE.png", help="the PNG to write")
     dec.add_argument("--checkpoint", type=Path, help="the checkpoint the bitstream was made with, if not bundled")
-    dec.add_argument("--force", action="store_true")
+    dec.add_argument("--force", action="store_true", help="overwrite an existing PNG")
+    dec.add_argument("--max-pixels", type=positive_int, default=MAX_PIXELS,
+                     help="refuse bitstreams of larger images (a crafted header must not exhaust memory)")
     dec.set_defaults(func=cmd_decode)
-    demo = sub.add_parser("demo", help="refine a shipped sample image with the bundled model (about a minute)")
-    demo.add_argument("--image", default=EVAL_IMAGES[0], choices=EVAL_IMAGES)
-    demo.add_argument("--crop", type=int, default=256)
+    demo = sub.add_parser("demo", help="refine a shipped sample image with the bundled model (about a minute)",
+                          formatter_class=formatter)
+    demo.add_argument("--image", default=EVAL_IMAGES[0], choices=EVAL_IMAGES, help="held-out sample image")
+    demo.add_argument("--crop", type=positive_int, default=256, help="side of the top-left square crop")
     _add_refine_args(demo)
     demo.add_argument("--quality", type=int, help="bundled model quality (default: middle)")
     demo.set_defaults(func=cmd_demo, iterations=300)
     return parser
 
 
+def _warn_in_one_line(message, category, filename, lineno, file=None, line=None):
+    print(f"sgaplus: warning: {message}", file=sys.stderr)
+
+
 def main(argv=None):
     warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated")  # raised inside compressai
     args = build_parser().parse_args(argv)
+    show = warnings.showwarning
+    warnings.showwarning = _warn_in_one_line
     try:
         return args.func(args)
     except USER_ERRORS as error:
         print(f"sgaplus: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("sgaplus: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    finally:
+        warnings.showwarning = show
 
 
 if __name__ == "__main__":

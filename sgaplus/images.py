@@ -5,6 +5,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import SgaplusError
+
 # Colour images skimage.data ships on disk (no download). The evaluation images are held out of
 # the bundled models' training.
 TRAIN_IMAGES = ("chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
@@ -12,7 +14,7 @@ TRAIN_IMAGES = ("chelsea", "rocket", "hubble_deep_field", "immunohistochemistry"
 EVAL_IMAGES = ("astronaut", "coffee")
 
 
-class ImageError(ValueError):
+class ImageError(SgaplusError, ValueError):
     """An input that is not an 8-bit RGB image."""
 
 
@@ -40,9 +42,11 @@ def read_rgb(path):
     try:
         with Image.open(path) as image:
             mode = image.mode
+            if mode == "RGB" and any(";16" in str(tile.args) for tile in image.tile):
+                mode = "RGB;16"  # Pillow reads 16-bit RGB as 8-bit "RGB", dropping the low byte
             if mode != "RGB":
                 kinds = {"L": "grayscale", "LA": "grayscale with alpha", "RGBA": "RGB with alpha",
-                         "I;16": "16-bit", "I": "32-bit integer", "P": "palette", "1": "1-bit"}
+                         "I;16": "16-bit", "RGB;16": "16-bit RGB", "I": "32-bit integer", "P": "palette", "1": "1-bit"}
                 raise ImageError(f"{path}: {kinds.get(mode, mode)} image; sgaplus codes 8-bit RGB images "
                                  f"(convert it first, e.g. with PIL's Image.convert('RGB'))")
             array = np.asarray(image, dtype=np.uint8).copy()
@@ -57,8 +61,12 @@ def write_atomic(path, data):
     """Write bytes to path through a temporary file in the same folder, then rename."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:  # an interrupt or a full disk leaves no temporary file behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_png(path, x):

@@ -1,5 +1,6 @@
-"""Refining a set of images into files: batching same-size images, refine-and-encode, and the metrics
-tables (terminal table, metrics.json, metrics.csv)."""
+"""Refining a set of images into files: batching same-size images, refine-and-encode, the files each image
+gets (all or nothing), resuming an interrupted run, and the metrics tables (terminal table,
+metrics.json, metrics.csv)."""
 import csv
 import io
 import json
@@ -8,10 +9,76 @@ from pathlib import Path
 
 import torch
 
-from .bitstream import encode
-from .images import write_atomic
+from .bitstream import decode, encode
+from .errors import UsageError
+from .images import write_atomic, write_png
 
-FIELDS = ("loss", "bpp", "psnr")
+FIELDS = ("loss", "bpp", "psnr", "mse")
+OUTPUT_SUFFIXES = (".bin", ".png")
+
+
+def output_paths(out, stems):
+    return [out / f"{stem}{suffix}" for stem in stems for suffix in OUTPUT_SUFFIXES]
+
+
+def metrics_paths(out):
+    return [out / "metrics.json", out / "metrics.csv"]
+
+
+def refuse_replacing_inputs(out, sources):
+    """An output that is one of the input images is refused, with or without --force."""
+    inputs = {p.resolve() for p in sources}
+    for target in output_paths(out, [p.stem for p in sources]) + metrics_paths(out):
+        if target.resolve() in inputs:
+            raise UsageError(f"the output {target} would replace the input image {target}; choose another --out")
+
+
+def run_settings(args):
+    """The settings of a run that --resume must find unchanged (the model is named by the options)."""
+    model = str(args.checkpoint) if args.checkpoint else f"{args.model or 'bundled'}:{args.quality}"
+    return {"model_options": model, "lmbda": args.lmbda, "method": args.method, "classes": args.classes,
+            "iterations": args.iterations}
+
+
+def finished_rows(out, sources, settings):
+    """{stem: metrics row} of the images an earlier run in `out` finished: a row in its metrics.json and both
+    files on disk. The earlier run must have had the same settings."""
+    path = out / "metrics.json"
+    if not path.exists():
+        return {}
+    try:
+        earlier = json.loads(path.read_text())
+        rows = {Path(row["image"]).stem: row for row in earlier["images"]}
+        before = earlier["settings"]
+    except (ValueError, KeyError, TypeError):
+        raise UsageError(f"cannot resume: {path} is not a metrics file this sgaplus wrote") from None
+    if before != settings:
+        changed = ", ".join(k for k in settings if before.get(k) != settings[k])
+        raise UsageError(f"cannot resume: the run in {out} used other settings ({changed}); use another --out")
+    stems = {p.stem for p in sources}
+    return {stem: row for stem, row in rows.items()
+            if stem in stems and all(target.exists() for target in output_paths(out, [stem]))}
+
+
+def write_image_outputs(out, row, stream, codec):
+    """NAME.bin and NAME.png (what the decoder reads back from it), both or neither: an interrupt between the two
+    removes the first."""
+    stem = Path(row["image"]).stem
+    written = []
+    try:
+        write_atomic(out / f"{stem}.bin", stream)
+        written.append(out / f"{stem}.bin")
+        x_hat, _ = decode(stream, lambda model_id: codec)
+        write_png(out / f"{stem}.png", x_hat)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def in_order(rows):
+    """Rows of (input index, row) as rows in input order."""
+    return [row for _, row in sorted(rows, key=lambda item: item[0])]
 
 
 def make_batches(images, batch_size):
@@ -25,10 +92,12 @@ def make_batches(images, batch_size):
 def refine_batch(batch, codec, refiner, device, seed):
     """Refine one batch; a (input index, metrics row, bitstream bytes) per image."""
     size = tuple(batch[0][2].shape[-2:])
-    result = refiner.refine(torch.cat([x for _, _, x in batch]).to(device), seed=seed)
+    result = refiner.refine(torch.cat([x for _, _, x in batch]).to(device), seed=seed,
+                            names=[Path(name).name for _, name, _ in batch])
     streams = encode(codec, result.y_hat, result.z_hat, size)
     return [(index, {"image": name, "height": size[0], "width": size[1], "base": result.base.row(i),
-                     "refined": result.best.row(i), "best_step": result.best_step[i], "file_bytes": len(streams[i]),
+                     "refined": result.best.row(i), "best_step": result.best_step[i],
+                     "nonfinite_step": result.nonfinite_step[i], "file_bytes": len(streams[i]),
                      "file_bpp": 8 * len(streams[i]) / (size[0] * size[1])}, streams[i])
             for i, (index, name, _) in enumerate(batch)]
 
@@ -47,14 +116,15 @@ def table(rows):
     return "\n".join(lines)
 
 
-def write_metrics(out, rows, codec, refiner, args):
+def write_metrics(out, rows, codec, refiner, args, complete=True):
+    """metrics.json (settings, rows, averages; complete=False while a run is under way) and metrics.csv."""
     summary = {"model": codec.model_id, "lmbda": refiner.lmbda, "method": args.method, "classes": args.classes,
-               "iterations": args.iterations, "images": rows,
+               "iterations": args.iterations, "settings": run_settings(args), "complete": complete, "images": rows,
                "average": {"base": averages(rows, "base"), "refined": averages(rows, "refined"),
                            "file_bpp": sum(r["file_bpp"] for r in rows) / len(rows)}}
     write_atomic(out / "metrics.json", (json.dumps(summary, indent=2) + "\n").encode())
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["image", "width", "height"] + [f"{k}_{f}" for k in ("base", "refined") for f in FIELDS]
                     + ["file_bytes", "file_bpp"])
     for r in rows:

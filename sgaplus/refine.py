@@ -1,5 +1,6 @@
 """LatentRefiner: per-image refinement of a codec's latents y, z (docs/refinement.md)."""
 import math
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -43,6 +44,7 @@ class RefinementResult:
     base: Metrics
     best: Metrics
     best_step: list
+    nonfinite_step: list  # per image: the check step that found it non-finite (it stopped there), or None
     history: list = field(default_factory=list)
 
 
@@ -167,13 +169,20 @@ class LatentRefiner:
         psnr = [10 * math.log10(1 / max(m, 1e-12)) for m in mse.tolist()]
         return Metrics(loss.tolist(), (bits / pixels).tolist(), psnr, mse.tolist())
 
-    def refine(self, x, seed=None):
-        """Refine the latents of x, a (B, 3, H, W) batch in [0, 1] of same-size images (noise seed: self.seed)."""
+    def refine(self, x, seed=None, names=None):
+        """Refine the latents of x, a (B, 3, H, W) batch in [0, 1] of same-size images (noise seed: self.seed).
+
+        names: the images' names, for the progress bar and warnings. An image whose relaxed loss or latents
+        become non-finite (NaN or inf, from any cause) stops refining: it keeps its best latents so far, its
+        latents and optimizer state are reset to them and no longer updated, a warning names it and the
+        steps, and result.nonfinite_step records the check that found it. The other images go on.
+        """
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be a (B, 3, H, W) image batch, got shape {tuple(x.shape)}")
         if self.cuda_graphs and not x.is_cuda:
             raise ValueError(f"cuda_graphs needs the image on a CUDA device, got {x.device}")
-        size, pixels = x.shape[-2:], x.shape[-2] * x.shape[-1]
+        batch, size, pixels = x.shape[0], x.shape[-2:], x.shape[-2] * x.shape[-1]
+        names = [f"image {i}" for i in range(batch)] if names is None else list(names)
         # the SGA methods need two seeds per step: drawn on the image's device (no host sync, no copy)
         # and outside a compiled loss (no graph break), like the uniform method's noise
         generator = torch.Generator(device=x.device).manual_seed(self.seed if seed is None else seed)
@@ -193,14 +202,32 @@ class LatentRefiner:
             history.append({"step": step, "tau": tau, "relaxed_loss": relaxed_loss, **vars(metrics)})
             return metrics, x_hat, y_hat, z_hat
 
+        def stop(i, step, last_check):
+            """Image i went non-finite since the last check: back to its best latents, frozen from now on."""
+            with torch.no_grad():
+                y[i], z[i] = y_best[i], z_best[i]
+                for state in optimizer.state.values():
+                    state["exp_avg"][i].zero_()
+                    state["exp_avg_sq"][i].zero_()
+            active[i] = False
+            nonfinite_step[i] = step
+            warnings.warn(f"{names[i]}: non-finite relaxed loss or latents between steps {last_check + 1} and "
+                          f"{step}; it stops refining and keeps its best latents (from step {best_step[i]})",
+                          RuntimeWarning, stacklevel=3)
+
         history, tau = [], self.schedule(0)
         base, x_best, y_best, z_best = check(0)
         best = Metrics(*(list(v) for v in vars(base).values()))
-        best_step = [0] * x.shape[0]
+        best_step, nonfinite_step = [0] * batch, [None] * batch
+        active = torch.ones(batch, dtype=torch.bool, device=x.device)  # images still refining
+        nonfinite = torch.zeros(batch, dtype=torch.bool, device=x.device)  # since the last check, on the device
+        last_check = 0
         bar = None
         if self.progress and self.iterations:
             from tqdm import tqdm
-            bar = tqdm(total=self.iterations, desc=f"refine {self.method}", unit="it")
+            label = ", ".join(names)
+            bar = tqdm(total=self.iterations, unit="it",
+                       desc=f"{self.method}: {label if len(label) <= 40 else label[:37] + '...'}")
         for step in range(1, self.iterations + 1):
             tau = self.schedule(step - 1)
             if self.cuda_graphs:
@@ -213,15 +240,26 @@ class LatentRefiner:
                     loss = loss.float()
                 optimizer.zero_grad(set_to_none=True)
                 loss.sum().backward()
+            nonfinite |= ~torch.isfinite(loss.detach())
+            if any(s is not None for s in nonfinite_step):  # stopped images get no update (masked_fill clears NaN)
+                for latent in (y, z):
+                    latent.grad.masked_fill_(~active.view(-1, 1, 1, 1), 0)
             optimizer.step()
             if step % self.check_every == 0 or step == self.iterations:
                 metrics, x_hat, y_hat, z_hat = check(step, loss.tolist())
-                for i, value in enumerate(metrics.loss):
-                    if value < best.loss[i]:
+                with torch.no_grad():
+                    finite = torch.isfinite(y).flatten(1).all(1) & torch.isfinite(z).flatten(1).all(1)
+                newly_stopped = ((nonfinite | ~finite) & active).nonzero().flatten().tolist()
+                for i, value in enumerate(metrics.loss):  # latents that went through non-finite steps don't count
+                    if value < best.loss[i] and nonfinite_step[i] is None and i not in newly_stopped:
                         for name, values in vars(best).items():
                             values[i] = getattr(metrics, name)[i]
                         best_step[i] = step
                         x_best[i], y_best[i], z_best[i] = x_hat[i], y_hat[i], z_hat[i]
+                for i in newly_stopped:
+                    stop(i, step, last_check)
+                nonfinite.zero_()
+                last_check = step
                 if bar is not None:
                     bar.set_postfix(true_loss=f"{sum(metrics.loss) / len(metrics.loss):.4f}",
                                     bpp=f"{sum(metrics.bpp) / len(metrics.bpp):.4f}")
@@ -229,4 +267,4 @@ class LatentRefiner:
                 bar.update(1)
         if bar is not None:
             bar.close()
-        return RefinementResult(y_best, z_best, x_best, base, best, best_step, history)
+        return RefinementResult(y_best, z_best, x_best, base, best, best_step, nonfinite_step, history)

@@ -1,7 +1,10 @@
 """The `sgaplus` command end to end in a temporary folder, and its one-line errors."""
 import json
+import struct
 import subprocess
 import sys
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +15,23 @@ from PIL import Image
 from sgaplus.cli import main
 
 
+def save_rgb16_png(path, height=8, width=12):
+    """A 16-bit-per-channel RGB PNG, written by hand (Pillow cannot write one)."""
+    rows = np.random.default_rng(0).integers(0, 65535, (height, width, 3)).astype(">u2")
+    raw = b"".join(b"\x00" + row.tobytes() for row in rows)
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+                     + chunk(b"IEND", b""))
+    return path
+
+
 def save_png(path, x=None, mode="RGB"):
+    if mode == "RGB;16":
+        return save_rgb16_png(path)
     array = (sample_crop((64, 96)) if x is None else x)[0].mul(255).round().byte().permute(1, 2, 0).numpy()
     image = Image.fromarray(array)
     if mode == "I;16":
@@ -69,6 +88,7 @@ def test_outputs_are_not_overwritten_without_force(tmp_path, images, capsys):
     ("L", "grayscale image"),
     ("RGBA", "RGB with alpha image"),
     ("I;16", "16-bit image"),
+    ("RGB;16", "16-bit RGB image"),
 ])
 def test_bad_images_get_one_line_errors(tmp_path, capsys, kind, message):
     path = tmp_path / "bad.png"
@@ -130,3 +150,128 @@ def test_zoo_weights_that_cannot_be_fetched_get_a_clear_error(tmp_path, images, 
     assert run_cli("refine", images[0], "--model", "mbt2018-mean", "--quality", 2, "--out", tmp_path / "out") == 1
     err = capsys.readouterr().err
     assert "could not fetch CompressAI's mbt2018-mean q2 weights" in err and "Traceback" not in err
+
+
+def test_an_input_image_is_never_overwritten(tmp_path, images, capsys):
+    before = images[0].read_bytes()
+    for extra in ([], ["--force"]):
+        assert run_cli("refine", images[0], "--iterations", 1, "--out", tmp_path, *extra) == 1
+        err = capsys.readouterr().err
+        assert "would replace the input image" in err and str(images[0]) in err
+    assert images[0].read_bytes() == before
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--device", "gpu0"], "unknown device 'gpu0'"),
+    (["--device", "tpu"], "unknown device 'tpu'"),
+    (["--lr", "-1"], "lr must be a finite number > 0"),
+    (["--model", "mbt2018-mean", "--quality", "9"], "qualities 1 to 8; got 9"),
+])
+def test_bad_options_get_one_line_errors(tmp_path, images, capsys, args, message):
+    assert run_cli("refine", images[0], "--out", tmp_path / "out", *args) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_on_a_machine_without_it(tmp_path, images, capsys):
+    assert run_cli("refine", images[0], "--out", tmp_path / "out", "--device", "cuda") == 1
+    assert "CUDA is not available on this machine" in capsys.readouterr().err
+
+
+def test_demo_crop_must_fit_the_image(capsys):
+    assert run_cli("demo", "--crop", 1000, "--iterations", 1) == 1
+    assert "--crop 1000 is larger than astronaut (512x512)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:  # argparse's own refusal: usage and one error line, status 2
+        run_cli("demo", "--crop", 0)
+    assert stop.value.code == 2 and "--crop: must be an integer >= 1" in capsys.readouterr().err
+
+
+def test_output_paths_that_cannot_work_are_refused_before_any_work(tmp_path, images, capsys, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    assert run_cli("refine", images[0], "--out", tmp_path / "afile") == 1
+    assert "is a file, not a folder" in capsys.readouterr().err
+    import sgaplus.cli as cli
+    monkeypatch.setattr(cli, "decode", lambda *a, **k: pytest.fail("decoded before checking --out"))
+    assert run_cli("decode", images[0], "--out", tmp_path / "nodir" / "x.png") == 1
+    assert "the folder" in capsys.readouterr().err and not (tmp_path / "nodir").exists()
+    assert run_cli("decode", images[0], "--out", tmp_path) == 1
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_a_programming_error_keeps_its_traceback(tmp_path, images, monkeypatch):
+    """Only the package's own errors become one line: a bare ValueError from a bug is not hidden."""
+    from sgaplus import pipeline
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug, not the user's mistake")
+
+    monkeypatch.setattr(pipeline, "refine_batch", broken)
+    with pytest.raises(ValueError, match="a bug"):
+        run_cli("refine", images[0], "--out", tmp_path / "out", "--iterations", 1)
+
+
+def test_version_help_defaults_and_csv(tmp_path, images, capsys):
+    with pytest.raises(SystemExit):
+        run_cli("--version")
+    from sgaplus import __version__
+    assert capsys.readouterr().out.strip() == f"sgaplus {__version__}"
+    with pytest.raises(SystemExit):
+        run_cli("refine", "--help")
+    assert "(default: 2000)" in capsys.readouterr().out
+    out = tmp_path / "out"
+    assert run_cli("refine", *images, "--iterations", 2, "--out", out) == 0
+    assert "ssl: one.png, two.png" in capsys.readouterr().err  # the progress bar names the images
+    csv_bytes = (out / "metrics.csv").read_bytes()
+    assert b"\r\n" not in csv_bytes
+    header = csv_bytes.decode().splitlines()[0].split(",")
+    assert "base_mse" in header and "refined_mse" in header
+
+
+def interrupt_on_call(monkeypatch, call_number):
+    """pipeline.refine_batch raises KeyboardInterrupt on its call_number-th call; returns the call log."""
+    from sgaplus import pipeline
+    real, calls = pipeline.refine_batch, []
+
+    def refine_batch(batch, *args, **kwargs):
+        calls.append([name for _, name, _ in batch])
+        if len(calls) == call_number:
+            raise KeyboardInterrupt
+        return real(batch, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "refine_batch", refine_batch)
+    return calls
+
+
+def test_ctrl_c_stops_cleanly_and_resume_finishes_the_rest(tmp_path, images, capsys, monkeypatch):
+    out = tmp_path / "out"
+    common = ["--iterations", 2, "--batch-size", 1, "--out", out]
+    interrupt_on_call(monkeypatch, 2)
+    assert run_cli("refine", *images, *common) == 130
+    err = capsys.readouterr().err
+    assert "interrupted: 1 of 2 images finished" in err and "--resume" in err and "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.csv", "metrics.json", "one.bin", "one.png"]
+    assert json.loads((out / "metrics.json").read_text())["complete"] is False
+    before = (out / "one.bin").read_bytes()
+    assert run_cli("refine", *images, *common) == 1  # without --resume the outputs are protected
+    assert "pass --force" in capsys.readouterr().err
+    calls = interrupt_on_call(monkeypatch, 99)
+    assert run_cli("refine", *images, *common, "--resume") == 0
+    assert calls == [[str(images[1])]]  # only the unfinished image is refined again
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["complete"] is True and [Path(r["image"]).name for r in metrics["images"]] == ["one.png", "two.png"]
+    assert (out / "one.bin").read_bytes() == before
+    assert run_cli("refine", *images, *common[:-2], "--out", out, "--resume", "--method", "atanh") == 1
+    assert "cannot resume" in capsys.readouterr().err
+
+
+def test_an_interrupt_while_writing_leaves_no_partial_files(tmp_path, images, monkeypatch, capsys):
+    from sgaplus import pipeline
+
+    def interrupted_png(path, x):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "write_png", interrupted_png)
+    out = tmp_path / "out"
+    assert run_cli("refine", images[0], "--iterations", 1, "--out", out) == 130
+    assert [p.name for p in out.iterdir()] == []  # the .bin written before the PNG was removed again

@@ -137,3 +137,36 @@ def test_cuda_graphs_reach_about_the_same_true_loss(switches):
     fast = LatentRefiner(codec, iterations=60, **switches).refine(x)
     assert fast.best.loss[0] < 0.99 * fast.base.loss[0]
     assert fast.best.loss[0] == pytest.approx(plain.best.loss[0], rel=0.02)
+
+
+class PoisonedCodec:
+    """The bundled codec, except that from the n-th relaxed step on, image `victim`'s reconstruction is NaN."""
+
+    def __init__(self, codec, victim, after):
+        self.codec, self.victim, self.after, self.steps = codec, victim, after, 0
+
+    def __getattr__(self, name):
+        return getattr(self.codec, name)
+
+    def synthesis(self, y_hat):
+        x_hat = self.codec.synthesis(y_hat)
+        if torch.is_grad_enabled():  # the relaxed steps (the true-loss checks run without gradients)
+            self.steps += 1
+            if self.steps >= self.after:
+                x_hat = x_hat.clone()
+                x_hat[self.victim] = float("nan")
+        return x_hat
+
+
+def test_a_non_finite_image_is_stopped_at_its_best_and_named():
+    x = torch.cat([sample_crop(64, top=100, left=180), sample_crop(64, top=300, left=300)])
+    codec = PoisonedCodec(bundled_codec(), victim=1, after=15)
+    with pytest.warns(RuntimeWarning, match=r"b\.png: non-finite relaxed loss or latents between steps 11 and 20"):
+        result = LatentRefiner(codec, "ssl", iterations=40).refine(x, names=["a.png", "b.png"])
+    assert result.nonfinite_step == [None, 20]
+    assert result.best_step[1] <= 10 and math.isfinite(result.best.loss[1])
+    assert torch.isfinite(result.y_hat).all() and torch.isfinite(result.x_hat).all()
+    assert result.best.loss[0] < result.base.loss[0] and result.best_step[0] > 20  # the other image went on
+    # negative control: without the poison nothing is flagged
+    clean = LatentRefiner(bundled_codec(), "ssl", iterations=40).refine(x)
+    assert clean.nonfinite_step == [None, None]

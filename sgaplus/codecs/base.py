@@ -6,12 +6,20 @@ class HyperpriorCodec(ABC):
     """A codec y = g_a(x), z = h_a(y); (scales, means) = h_s(z_hat); x_hat = g_s(y_hat).
 
     Attributes: `model_id` names the weights (it goes into bitstreams), `lmbda` the training lambda
-    (None if unknown), `multiple` the size images are padded to, `has_means` whether h_s predicts means.
+    (None if unknown), `multiple` the size images are padded to, `has_means` whether h_s predicts means,
+    `z_stride` how many pixels one position of z covers, `strings_per_image` how many entropy-coded strings
+    `compress` writes per image.
     """
     model_id: str
     lmbda = None
     multiple = 64
     has_means = True
+    z_stride = 64
+    strings_per_image = 2
+
+    def z_size(self, image_size):
+        """z's spatial size for an image of image_size (padded to `multiple` first)."""
+        return tuple(-(-side // self.multiple) * self.multiple // self.z_stride for side in image_size)
 
     @abstractmethod
     def to(self, device):

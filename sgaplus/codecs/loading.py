@@ -39,9 +39,12 @@ def load_bundled(quality=None):
 def load_zoo(architecture, quality):
     """CompressAI's pretrained model (downloads its weights; needs the internet)."""
     try:
-        registry.adapter(architecture)
+        qualities = registry.zoo_qualities(architecture)
     except registry.UnknownArchitecture as error:
         raise CheckpointError(str(error)) from None
+    if quality not in qualities:
+        raise CheckpointError(f"CompressAI's zoo has {architecture} at qualities {min(qualities)} to {max(qualities)}; "
+                              f"got {quality}")
     try:
         model = registry.zoo_model(architecture, quality)
     except Exception as error:

@@ -1,5 +1,6 @@
 """The codec architectures sgaplus refines: one registry from a CompressAI architecture name to its
 adapter. Model classes, zoo loaders and zoo qualities come from CompressAI's own tables."""
+from ..errors import SgaplusError
 
 # CompressAI's MSE training lambdas per zoo quality (its documentation lists them; its zoo has no table).
 ZOO_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800}
@@ -7,7 +8,7 @@ ZOO_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483,
 _ADAPTERS = {}  # architecture name -> HyperpriorCodec subclass taking (model, model_id, lmbda)
 
 
-class UnknownArchitecture(ValueError):
+class UnknownArchitecture(SgaplusError, ValueError):
     """An architecture name that no adapter is registered for."""
 
 

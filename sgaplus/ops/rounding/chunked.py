@@ -87,7 +87,8 @@ def _two_class(v, uniforms, tau, cfg, with_grad=False):
     """Classes floor(v), ceil(v); x = z_up - z_down = (gap / tau + Logistic) / tau and (with_grad) dx/dv."""
     lo, hi = torch.floor(v), torch.ceil(v)
     gap, grad = _two_class_gap(v - lo, hi - v, cfg, with_grad)
-    x = gap.div_(tau).add_(logit_noise(uniforms.to(v.dtype), 2)[:, 1]).div_(tau)
+    u = uniforms[:, 0].to(v.dtype)
+    x = gap.div_(tau).add_(torch.log(u / (1 - u))).div_(tau)
     return lo, hi, x, (grad / (tau * tau) if with_grad else None)
 
 
@@ -96,7 +97,7 @@ def _three_class(v, uniforms, tau, cfg, with_grad=False):
     c = torch.round(v)
     offsets = torch.tensor([1.0, 0.0, -1.0], dtype=v.dtype, device=v.device).view(3, 1)
     s, ds = _three_class_score(v - c + offsets, cfg, with_grad)
-    z = s.div_(tau).add_(logit_noise(uniforms.to(v.dtype), 3).T).div_(tau)
+    z = s.div_(tau).add_(logit_noise(uniforms.to(v.dtype), 3, dim=0)).div_(tau)
     return c, z, (ds / (tau * tau) if with_grad else None)
 
 

@@ -29,18 +29,19 @@ def uniforms_from_integers(k, classes):
 def draw_uniforms(n_elements, classes, device, generator=None):
     """(n_elements, classes - 1) float32 uniforms on the grids above, from a torch generator."""
     bits = config.TWO_CLASS_UNIFORM_BITS if classes == 2 else config.THREE_CLASS_UNIFORM_BITS
-    k = torch.randint(0, 2 ** bits, (n_elements, classes - 1), device=device, generator=generator)
+    k = torch.randint(0, 2 ** bits, (n_elements, classes - 1), device=device, generator=generator, dtype=torch.int32)
     return uniforms_from_integers(k, classes)
 
 
-def logit_noise(uniforms, classes):
-    """Per-class noise (n, classes), in the uniforms' dtype, whose softmax weights have the law of Gumbel
-    noise: (0, log(u / (1 - u))) for two classes, -log of the spacings of the sorted pair for three."""
+def logit_noise(uniforms, classes, dim=1):
+    """Per-class noise, in the uniforms' dtype, whose softmax weights have the law of Gumbel noise:
+    (0, log(u / (1 - u))) for two classes, -log of the spacings of the sorted pair for three. The classes run
+    along `dim` of the result: (n, classes) by default, (classes, n) with dim=0."""
     if classes == 2:
         u = uniforms[:, 0]
-        return torch.stack([torch.zeros_like(u), torch.log(u) - torch.log1p(-u)], dim=1)
-    first, second = uniforms.min(dim=1).values, uniforms.max(dim=1).values
-    return -torch.log(torch.stack([first, second - first, 1 - second], dim=1))
+        return torch.stack([torch.zeros_like(u), torch.log(u / (1 - u))], dim=dim)
+    first, second = torch.minimum(uniforms[:, 0], uniforms[:, 1]), torch.maximum(uniforms[:, 0], uniforms[:, 1])
+    return torch.stack([first, second - first, 1 - second], dim=dim).log_().neg_()
 
 
 def gumbel_like(shape, dtype, device, generator=None):
