@@ -2,7 +2,9 @@
 from .module import SGARound
 from .ops.rounding import RoundingConfig, sga_round
 from .refine import LatentRefiner
-from .schedule import TemperatureSchedule
+from .schedule import HoldDecaySchedule, TemperatureSchedule, budget_schedule, schedule_preset
+from .stopping import EarlyStopping
 
-__all__ = ["LatentRefiner", "RoundingConfig", "SGARound", "TemperatureSchedule", "sga_round"]
+__all__ = ["EarlyStopping", "HoldDecaySchedule", "LatentRefiner", "RoundingConfig", "SGARound", "TemperatureSchedule",
+           "budget_schedule", "sga_round", "schedule_preset"]
 __version__ = "0.2.0"

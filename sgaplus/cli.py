@@ -14,7 +14,8 @@ from .codecs.loading import codec_for_id, load_codec
 from .errors import SgaplusError, UsageError
 from .images import EVAL_IMAGES, load_shipped_image, read_rgb, write_png
 from .refine import BASELINES, SGA_METHODS, LatentRefiner
-from .schedule import TemperatureSchedule
+from .schedule import PRESETS, TemperatureSchedule, budget_schedule, schedule_preset
+from .stopping import EarlyStopping
 
 # What a user can cause: the package's own errors, and the OS's word on files the user named.
 USER_ERRORS = (SgaplusError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
@@ -50,8 +51,15 @@ def _add_refine_args(parser):
     group.add_argument("--iterations", type=int, default=2000, help="refinement steps")
     group.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate")
     group.add_argument("--lmbda", type=float, help="RD trade-off (default: the model's training lambda)")
-    group.add_argument("--tau-max", type=float, default=1.0, help="largest temperature")
-    group.add_argument("--rate", type=float, default=1e-3, help="temperature decay rate")
+    group.add_argument("--schedule", default="sga+", choices=tuple(PRESETS),
+                       help="temperature schedule: " + "; ".join(f"{k}: {v}" for k, v in PRESETS.items()))
+    group.add_argument("--tau-max", type=float, help="largest temperature, for --schedule sga+ or budget "
+                                                     "(default 1.0)")
+    group.add_argument("--rate", type=float, help="temperature decay rate, for --schedule sga+ (default 1e-3)")
+    group.add_argument("--early-stop", type=positive_int, metavar="PATIENCE",
+                       help="stop an image after PATIENCE checks without a relative improvement of --min-delta "
+                            "(default: off)")
+    group.add_argument("--min-delta", type=float, default=1e-3, help="relative improvement early stopping waits for")
     group.add_argument("--check-every", type=int, default=10, help="steps between true-loss checks")
     group.add_argument("--seed", type=int, default=0, help="noise seed")
     group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
@@ -82,15 +90,29 @@ def checked_device(text):
     return str(device)
 
 
+def _schedule(args):
+    """The temperature schedule of the options: a preset, with --rate/--tau-max where it takes them."""
+    if args.schedule == "sga+":
+        return TemperatureSchedule(rate=1e-3 if args.rate is None else args.rate,
+                                   tau_max=1.0 if args.tau_max is None else args.tau_max)
+    if args.rate is not None:
+        raise UsageError(f"--rate applies to --schedule sga+, not {args.schedule}")
+    if args.schedule == "budget":
+        return budget_schedule(args.iterations, tau_max=1.0 if args.tau_max is None else args.tau_max)
+    if args.tau_max is not None:
+        raise UsageError(f"--tau-max applies to --schedule sga+ or budget, not {args.schedule}")
+    return schedule_preset(args.schedule, args.iterations)
+
+
 def _refiner(args, codec):
     """The LatentRefiner the options ask for; a bad value is the user's mistake, said in one line."""
     try:
+        stopping = None if args.early_stop is None else EarlyStopping(args.early_stop, args.min_delta)
         return LatentRefiner(codec, args.method, args.classes, a=args.a, r=args.r, n=args.n,
-                             iterations=args.iterations, lr=args.lr, lmbda=args.lmbda,
-                             schedule=TemperatureSchedule(rate=args.rate, tau_max=args.tau_max),
+                             iterations=args.iterations, lr=args.lr, lmbda=args.lmbda, schedule=_schedule(args),
                              check_every=args.check_every, seed=args.seed, progress=True, autocast=args.autocast,
                              channels_last=args.channels_last, compile=args.compile, cuda_graphs=args.cuda_graphs,
-                             tf32=None if args.tf32 is None else args.tf32 == "on")
+                             tf32=None if args.tf32 is None else args.tf32 == "on", early_stopping=stopping)
     except ValueError as error:
         raise UsageError(str(error)) from None
 

@@ -37,7 +37,7 @@ def run_settings(args):
     """The settings of a run that --resume must find unchanged (the model is named by the options)."""
     model = str(args.checkpoint) if args.checkpoint else f"{args.model or 'bundled'}:{args.quality}"
     return {"model_options": model, "lmbda": args.lmbda, "method": args.method, "classes": args.classes,
-            "iterations": args.iterations}
+            "iterations": args.iterations, "schedule": args.schedule, "early_stop": args.early_stop}
 
 
 def finished_rows(out, sources, settings):
@@ -97,7 +97,8 @@ def refine_batch(batch, codec, refiner, device, seed):
     streams = encode(codec, result.y_hat, result.z_hat, size)
     return [(index, {"image": name, "height": size[0], "width": size[1], "base": result.base.row(i),
                      "refined": result.best.row(i), "best_step": result.best_step[i],
-                     "nonfinite_step": result.nonfinite_step[i], "file_bytes": len(streams[i]),
+                     "nonfinite_step": result.nonfinite_step[i], "stopped_step": result.stopped_step[i],
+                     "file_bytes": len(streams[i]),
                      "file_bpp": 8 * len(streams[i]) / (size[0] * size[1])}, streams[i])
             for i, (index, name, _) in enumerate(batch)]
 

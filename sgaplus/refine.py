@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from .ops._common import check_positive, draw_seed
 from .ops.rounding import METHODS, RoundingConfig, sga_round
 from .schedule import TemperatureSchedule
+from .stopping import EarlyStopping
 
 BASELINES = ("base", "ste", "uniform")
 AUTOCAST_DTYPES = {None: None, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -45,7 +46,8 @@ class RefinementResult:
     best: Metrics
     best_step: list
     nonfinite_step: list  # per image: the check step that found it non-finite (it stopped there), or None
-    history: list = field(default_factory=list)
+    stopped_step: list  # per image: the check step early stopping ended it at, or None
+    history: list = field(default_factory=list)  # per check: step, tau, and per-image lists (see refine)
 
 
 class LatentRefiner:
@@ -69,7 +71,8 @@ class LatentRefiner:
 
     def __init__(self, codec, method="ssl", classes=2, *, a=None, r=None, n=None, iterations=2000, lr=5e-3,
                  lmbda=None, schedule=None, check_every=10, seed=0, progress=False, backend="auto",
-                 autocast=None, channels_last=False, compile=False, cuda_graphs=False, tf32=None):
+                 autocast=None, channels_last=False, compile=False, cuda_graphs=False, tf32=None,
+                 early_stopping=None):
         if method not in SGA_METHODS + BASELINES:
             raise ValueError(f"unknown method {method!r}; valid: {', '.join(SGA_METHODS + BASELINES)}")
         # the op's configuration, validated now rather than at the first step (None for baselines)
@@ -86,6 +89,9 @@ class LatentRefiner:
         self.iterations = 0 if method == "base" else iterations
         self.lr, self.check_every, self.seed = lr, check_every, seed
         self.schedule = schedule or TemperatureSchedule()
+        if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+            raise TypeError(f"early_stopping must be an EarlyStopping or None, got {type(early_stopping).__name__}")
+        self.early_stopping = early_stopping
         self.progress, self.backend = progress, backend
         if autocast not in AUTOCAST_DTYPES:
             raise ValueError(f"autocast must be one of {', '.join(map(str, AUTOCAST_DTYPES))}, got {autocast!r}")
@@ -172,10 +178,11 @@ class LatentRefiner:
     def refine(self, x, seed=None, names=None):
         """Refine the latents of x, a (B, 3, H, W) batch in [0, 1] of same-size images (noise seed: self.seed).
 
-        names: the images' names, for the progress bar and warnings. An image whose relaxed loss or latents
-        become non-finite (NaN or inf, from any cause) stops refining: it keeps its best latents so far, its
-        latents and optimizer state are reset to them and no longer updated, a warning names it and the
-        steps, and result.nonfinite_step records the check that found it. The other images go on.
+        names: the images' names, for the progress bar and warnings. An image leaves the batch (and stops
+        costing work) when early stopping finds its true loss on a plateau (result.stopped_step), or when its
+        relaxed loss or latents become non-finite, NaN or inf from any cause (result.nonfinite_step; a warning
+        names it and the steps). Either way it keeps its best latents so far. The history holds, per check,
+        each image's checked metrics, or for an image that has left the batch its best ones.
         """
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be a (B, 3, H, W) image batch, got shape {tuple(x.shape)}")
@@ -194,33 +201,29 @@ class LatentRefiner:
         y = y.contiguous(memory_format=memory_format).detach().requires_grad_()
         z = z.contiguous(memory_format=memory_format).detach().requires_grad_()
         optimizer = torch.optim.Adam([y, z], lr=self.lr)
+        active = list(range(batch))  # the images still refining, as rows of x, y and z
 
-        def check(step, relaxed_loss=None):
+        def check():
             with torch.no_grad():
                 loss, bits, mse, x_hat, y_hat, z_hat = self._evaluate(x, y, z, size, self._hard, clamp=True)
-            metrics = self._metrics(loss, bits, mse, pixels)
-            history.append({"step": step, "tau": tau, "relaxed_loss": relaxed_loss, **vars(metrics)})
-            return metrics, x_hat, y_hat, z_hat
+            return self._metrics(loss, bits, mse, pixels), x_hat, y_hat, z_hat
 
-        def stop(i, step, last_check):
-            """Image i went non-finite since the last check: back to its best latents, frozen from now on."""
-            with torch.no_grad():
-                y[i], z[i] = y_best[i], z_best[i]
-                for state in optimizer.state.values():
-                    state["exp_avg"][i].zero_()
-                    state["exp_avg_sq"][i].zero_()
-            active[i] = False
-            nonfinite_step[i] = step
-            warnings.warn(f"{names[i]}: non-finite relaxed loss or latents between steps {last_check + 1} and "
-                          f"{step}; it stops refining and keeps its best latents (from step {best_step[i]})",
-                          RuntimeWarning, stacklevel=3)
+        def record(step, tau, metrics, relaxed_loss=None):
+            """A history entry over all images: the checked metrics of active ones, the best of the others."""
+            row = {i: j for j, i in enumerate(active)}
+            entry = {"step": step, "tau": tau, "relaxed_loss": None if relaxed_loss is None else
+                     [relaxed_loss[row[i]] if i in row else None for i in range(batch)]}
+            for name, values in vars(metrics).items():
+                entry[name] = [values[row[i]] if i in row else getattr(best, name)[i] for i in range(batch)]
+            history.append(entry)
 
-        history, tau = [], self.schedule(0)
-        base, x_best, y_best, z_best = check(0)
+        base, x_best, y_best, z_best = check()
         best = Metrics(*(list(v) for v in vars(base).values()))
-        best_step, nonfinite_step = [0] * batch, [None] * batch
-        active = torch.ones(batch, dtype=torch.bool, device=x.device)  # images still refining
-        nonfinite = torch.zeros(batch, dtype=torch.bool, device=x.device)  # since the last check, on the device
+        history, tau = [], self.schedule(0)
+        record(0, tau, base)
+        best_step, nonfinite_step, stopped_step = [0] * batch, [None] * batch, [None] * batch
+        plateau = self.early_stopping.tracker(base.loss) if self.early_stopping else None
+        nonfinite = torch.zeros(batch, dtype=torch.bool, device=x.device)  # since the last check, per row
         last_check = 0
         bar = None
         if self.progress and self.iterations:
@@ -241,30 +244,55 @@ class LatentRefiner:
                 optimizer.zero_grad(set_to_none=True)
                 loss.sum().backward()
             nonfinite |= ~torch.isfinite(loss.detach())
-            if any(s is not None for s in nonfinite_step):  # stopped images get no update (masked_fill clears NaN)
-                for latent in (y, z):
-                    latent.grad.masked_fill_(~active.view(-1, 1, 1, 1), 0)
             optimizer.step()
-            if step % self.check_every == 0 or step == self.iterations:
-                metrics, x_hat, y_hat, z_hat = check(step, loss.tolist())
-                with torch.no_grad():
-                    finite = torch.isfinite(y).flatten(1).all(1) & torch.isfinite(z).flatten(1).all(1)
-                newly_stopped = ((nonfinite | ~finite) & active).nonzero().flatten().tolist()
-                for i, value in enumerate(metrics.loss):  # latents that went through non-finite steps don't count
-                    if value < best.loss[i] and nonfinite_step[i] is None and i not in newly_stopped:
-                        for name, values in vars(best).items():
-                            values[i] = getattr(metrics, name)[i]
-                        best_step[i] = step
-                        x_best[i], y_best[i], z_best[i] = x_hat[i], y_hat[i], z_hat[i]
-                for i in newly_stopped:
-                    stop(i, step, last_check)
-                nonfinite.zero_()
-                last_check = step
-                if bar is not None:
-                    bar.set_postfix(true_loss=f"{sum(metrics.loss) / len(metrics.loss):.4f}",
-                                    bpp=f"{sum(metrics.bpp) / len(metrics.bpp):.4f}")
             if bar is not None:
                 bar.update(1)
+            if step % self.check_every != 0 and step != self.iterations:
+                continue
+            metrics, x_hat, y_hat, z_hat = check()
+            with torch.no_grad():
+                nonfinite |= ~(torch.isfinite(y).flatten(1).all(1) & torch.isfinite(z).flatten(1).all(1))
+            bad, leaving = nonfinite.tolist(), []
+            for j, i in enumerate(active):
+                if bad[j]:  # latents that went through non-finite steps don't count
+                    nonfinite_step[i] = step
+                    leaving.append(j)
+                    warnings.warn(f"{names[i]}: non-finite relaxed loss or latents between steps {last_check + 1} "
+                                  f"and {step}; it stops refining and keeps its best latents (from step "
+                                  f"{best_step[i]})", RuntimeWarning, stacklevel=2)
+                    continue
+                if metrics.loss[j] < best.loss[i]:
+                    for name, values in vars(best).items():
+                        values[i] = getattr(metrics, name)[j]
+                    best_step[i] = step
+                    x_best[i], y_best[i], z_best[i] = x_hat[j], y_hat[j], z_hat[j]
+                if plateau is not None and plateau.plateaued(i, best.loss[i]):
+                    stopped_step[i] = step
+                    leaving.append(j)
+            record(step, tau, metrics, loss.tolist())
+            last_check = step
+            if leaving:
+                rows = [j for j in range(len(active)) if j not in leaving]
+                active = [active[j] for j in rows]
+                if not active:
+                    break
+                x, y, z, optimizer = self._keep_rows(rows, x, y, z, optimizer, memory_format)
+            nonfinite = torch.zeros(len(active), dtype=torch.bool, device=x.device)
+            if bar is not None:
+                bar.set_postfix(true_loss=f"{sum(best.loss) / batch:.4f}", bpp=f"{sum(best.bpp) / batch:.4f}",
+                                refining=len(active))
         if bar is not None:
             bar.close()
-        return RefinementResult(y_best, z_best, x_best, base, best, best_step, nonfinite_step, history)
+        return RefinementResult(y_best, z_best, x_best, base, best, best_step, nonfinite_step, stopped_step, history)
+
+    def _keep_rows(self, rows, x, y, z, optimizer, memory_format):
+        """x, y, z and the optimizer (with its moments) restricted to `rows` of the batch."""
+        index = torch.tensor(rows, device=x.device)
+        kept = [t.detach()[index].contiguous(memory_format=memory_format).requires_grad_() for t in (y, z)]
+        new = torch.optim.Adam(kept, lr=self.lr)
+        for old_param, new_param in zip((y, z), kept):
+            state = optimizer.state.get(old_param)
+            if state:
+                new.state[new_param] = {key: (value if value.dim() == 0 else value[index]).clone()
+                                        for key, value in state.items()}
+        return x[index], kept[0], kept[1], new

@@ -6,6 +6,7 @@ import pytest
 import torch
 from helpers import bundled_codec, sample_crop
 
+import sgaplus
 from sgaplus.codecs.loading import load_codec
 from sgaplus.refine import LatentRefiner
 
@@ -152,7 +153,7 @@ class PoisonedCodec:
         x_hat = self.codec.synthesis(y_hat)
         if torch.is_grad_enabled():  # the relaxed steps (the true-loss checks run without gradients)
             self.steps += 1
-            if self.steps >= self.after:
+            if self.steps >= self.after and x_hat.shape[0] > self.victim:  # until the victim leaves the batch
                 x_hat = x_hat.clone()
                 x_hat[self.victim] = float("nan")
         return x_hat
@@ -170,3 +171,24 @@ def test_a_non_finite_image_is_stopped_at_its_best_and_named():
     # negative control: without the poison nothing is flagged
     clean = LatentRefiner(bundled_codec(), "ssl", iterations=40).refine(x)
     assert clean.nonfinite_step == [None, None]
+
+
+def test_early_stopping_stops_images_independently_and_keeps_their_best():
+    """Two images plateau at different checks: the first to plateau leaves the batch (stopped_step) while the
+    other goes on, and each result is the best latents its checks saw."""
+    textured = sample_crop(64, top=100, left=180)
+    flat = torch.full_like(textured, 0.5)
+    rule = sgaplus.EarlyStopping(patience=2, min_delta=0.02)
+    result = LatentRefiner(bundled_codec(), "ssl", iterations=150, early_stopping=rule).refine(
+        torch.cat([textured, flat]), names=["textured", "flat"])
+    assert result.stopped_step[1] is not None and result.stopped_step[0] is not None
+    assert result.stopped_step[1] < result.stopped_step[0] < 150
+    assert result.history[-1]["step"] == result.stopped_step[0]  # the loop ended when the last image stopped
+    assert result.nonfinite_step == [None, None]
+    for i in range(2):
+        assert result.best.loss[i] == min(h["loss"][i] for h in result.history)
+    # after the flat image stopped, its history entries repeat its best (it no longer refines)
+    after = [h for h in result.history if h["step"] > result.stopped_step[1]]
+    assert after and all(h["loss"][1] == result.best.loss[1] for h in after)
+    with pytest.raises(TypeError, match="early_stopping must be an EarlyStopping"):
+        LatentRefiner(bundled_codec(), early_stopping=5)
