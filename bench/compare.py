@@ -5,6 +5,10 @@
     python bench/compare.py ssl-shape  # true loss across the SSL parameter a
     python bench/compare.py rd         # RD curves of the bundled models: base, atanh, SSL; BD metrics
     python bench/compare.py multirate  # one model refined with several lambdas vs the base models' curve
+    python bench/compare.py early-stop --iterations 2000  # early stopping vs a fixed budget
+    python bench/compare.py budget     # budget-aware schedule at 500 vs SGA+'s schedule at 500 and 2000
+    python bench/compare.py schedules --iterations 2000  # each method on its own and the shared schedule
+    python bench/compare.py target     # refining to a target file size vs the nearest bundled model's own file
 
 Common options: --images (held-out samples or image files), --crop (centre crop, 0 for whole
 images), --iterations, --device, --out. Results go to OUT/compare-<name>.{json,csv,png}.
@@ -23,7 +27,8 @@ from sgaplus.bd import bd_psnr, bd_rate
 from sgaplus.codecs.loading import bundled_models, default_bundled_quality, load_codec
 from sgaplus.images import EVAL_IMAGES, load_shipped_image, read_rgb
 from sgaplus.refine import LatentRefiner
-from sgaplus.schedule import TemperatureSchedule
+from sgaplus.schedule import TemperatureSchedule, budget_schedule, schedule_preset
+from sgaplus.stopping import EarlyStopping
 
 METHODS = [("base", 2, None), ("ste", 2, None), ("uniform", 2, None), ("atanh", 2, None), ("linear", 2, None),
            ("cosine", 2, None), ("ssl", 2, 2.3), ("linear", 3, None), ("cosine", 3, None), ("ssl", 3, 1.4)]
@@ -57,10 +62,17 @@ def run(codec, x, method, classes=2, a=None, **kwargs):
     """Refine the batch; averages over images of the best true metrics, and the averaged history."""
     result = LatentRefiner(codec, method, classes, a=a, **kwargs).refine(x)
     history = [{"step": h["step"], "loss": mean(h["loss"]), "bpp": mean(h["bpp"]), "psnr": mean(h["psnr"]),
-                "relaxed_loss": None if h["relaxed_loss"] is None else mean(h["relaxed_loss"])}
+                "relaxed_loss": None if h["relaxed_loss"] is None else mean_of_refining(h["relaxed_loss"])}
                for h in result.history]
     return {"loss": mean(result.best.loss), "bpp": mean(result.best.bpp), "psnr": mean(result.best.psnr),
-            "base_loss": mean(result.base.loss), "history": history}
+            "base_loss": mean(result.base.loss), "history": history, "per_image_loss": result.best.loss,
+            "stopped_step": result.stopped_step}
+
+
+def mean_of_refining(values):
+    """The mean over the images still refining (an image that left the batch has no relaxed loss)."""
+    values = [v for v in values if v is not None]
+    return mean(values) if values else None
 
 
 def finish_axes(fig, ax, xlabel, ylabel, legend_size=None):
@@ -239,8 +251,113 @@ def cmd_multirate(args, x, meta):
     write(args.out, "multirate", rows, meta, plot)
 
 
+def plot_curves(runs, title):
+    """A plot function of true loss against iteration for {label: run()}."""
+    def plot(plt):
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        for name, r in runs.items():
+            ax.plot([p["step"] for p in r["history"]], [p["loss"] for p in r["history"]], label=name)
+        ax.set_title(title, fontsize=9)
+        return finish_axes(fig, ax, "iteration", "true RD loss (mean over images)", legend_size=8)
+    return plot
+
+
+def cmd_early_stop(args, x, meta):
+    """Fixed budget against early stopping: iterations each image ran, and the final true loss."""
+    codec = codec_on(args, args.quality)
+    fixed = run(codec, x, "ssl", 2, 2.3, iterations=args.iterations, **refine_kwargs(args))
+    runs, rows = {f"fixed {args.iterations}": fixed}, []
+    for patience, min_delta in ((10, 1e-3), (20, 1e-3), (20, 2e-4)):
+        r = run(codec, x, "ssl", 2, 2.3, iterations=args.iterations, early_stopping=EarlyStopping(patience, min_delta),
+                **refine_kwargs(args))
+        ran = [args.iterations if s is None else s for s in r["stopped_step"]]
+        rows.append({"patience": patience, "min_delta": min_delta, "iterations_run": ran,
+                     "iterations_saved_percent": 100 * (1 - sum(ran) / (len(ran) * args.iterations)),
+                     "loss": r["loss"], "fixed_loss": fixed["loss"],
+                     "loss_vs_fixed_percent": 100 * (r["loss"] / fixed["loss"] - 1),
+                     "per_image_vs_fixed_percent": [100 * (a / b - 1) for a, b in zip(r["per_image_loss"],
+                                                                                        fixed["per_image_loss"])]})
+        runs[f"early stop: patience {patience}, min_delta {min_delta:g}"] = r
+    write(args.out, "early-stop", rows, meta, plot_curves(runs, "early stopping vs a fixed budget (ssl)"))
+
+
+def cmd_budget(args, x, meta):
+    """The default schedule at a short and a long budget against the budget-aware schedule at the short one."""
+    codec = codec_on(args, args.quality)
+    short, long = args.iterations, args.long_iterations
+    runs = {f"sga+ schedule, {short} it": run(codec, x, "ssl", 2, 2.3, iterations=short, **refine_kwargs(args)),
+            f"sga+ schedule, {long} it": run(codec, x, "ssl", 2, 2.3, iterations=long, **refine_kwargs(args))}
+    for hold in (0.0, 0.2):
+        runs[f"budget schedule (hold {hold:g}), {short} it"] = run(
+            codec, x, "ssl", 2, 2.3, iterations=short, schedule=budget_schedule(short, hold_fraction=hold),
+            **refine_kwargs(args))
+    rows = [{"run": name, "loss": r["loss"], "bpp": r["bpp"], "psnr": r["psnr"]} for name, r in runs.items()]
+    write(args.out, "budget", rows, meta, plot_curves(runs, "budget-aware schedule vs SGA+'s default (ssl)"))
+
+
+def cmd_schedules(args, x, meta):
+    """Each method on the schedule its authors ran it with, and on the shared SGA+ schedule."""
+    codec = codec_on(args, args.quality)
+    plan = [("atanh", 2, None, "sga+"), ("atanh", 2, None, "sga+-atanh"), ("atanh", 2, None, "yang2020"),
+            ("ssl", 2, 2.3, "sga+"), ("ssl", 2, 2.3, "yang2020")]
+    runs, rows = {}, []
+    for method, classes, a, preset in tqdm(plan, desc="schedules"):
+        r = run(codec, x, method, classes, a, iterations=args.iterations,
+                schedule=schedule_preset(preset, args.iterations), **refine_kwargs(args))
+        runs[f"{label(method, classes, a)} on {preset}"] = r
+        rows.append({"method": label(method, classes, a), "schedule": preset, "loss": r["loss"], "bpp": r["bpp"],
+                     "psnr": r["psnr"]})
+    write(args.out, "schedules", rows, meta, plot_curves(runs, "each method on its own and on the shared schedule"))
+
+
+def cmd_target(args, x, meta):
+    """Target file size: sgaplus refining to the target (from the bundled model nearest to it) against what a
+    user does without it, the bundled model whose own file is nearest to the target."""
+    from sgaplus import pipeline
+    from sgaplus.bitstream import encode
+    names = list(args.images)
+    pixels = x.shape[-2] * x.shape[-1]
+    own = {}  # quality -> per image (file bpp, psnr) of the model's own latents
+    for quality in sorted(bundled_models()):
+        codec = codec_on(args, quality)
+        base = LatentRefiner(codec, "base").refine(x)
+        streams = encode(codec, base.y_hat, base.z_hat, tuple(x.shape[-2:]))
+        own[quality] = [(8 * len(s_) / pixels, psnr) for s_, psnr in zip(streams, base.best.psnr)]
+    rows = []
+    for target in tqdm(args.targets, desc="targets"):
+        images = [(name, x[i:i + 1].cpu()) for i, name in enumerate(names)]
+        quality = pipeline.nearest_bundled_quality(images, lambda size: target, args.device)
+        codec = codec_on(args, quality)
+        refiner = LatentRefiner(codec, "ssl", iterations=args.iterations, **refine_kwargs(args))
+        batch = [(i, name, x[i:i + 1]) for i, name in enumerate(names)]
+        for i, row, _ in pipeline.refine_batch(batch, codec, refiner, args.device, 0, target):
+            nearest = min(own, key=lambda q: abs(own[q][i][0] - target))
+            rows.append({"target_bpp": target, "image": names[i], "refined_from": quality,
+                         "file_bpp": row["file_bpp"], "error_percent": 100 * (row["file_bpp"] / target - 1),
+                         "psnr": row["refined"]["psnr"], "nearest_quality": nearest,
+                         "nearest_file_bpp": own[nearest][i][0],
+                         "nearest_error_percent": 100 * (own[nearest][i][0] / target - 1),
+                         "nearest_psnr": own[nearest][i][1]})
+
+    def plot(plt):
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        for i, name in enumerate(names):
+            ax.plot([own[q][i][0] for q in sorted(own)], [own[q][i][1] for q in sorted(own)], "o:", color=f"C{i}",
+                    label=f"{name}: bundled models' own files")
+            mine = [r for r in rows if r["image"] == name]
+            ax.plot([r["file_bpp"] for r in mine], [r["psnr"] for r in mine], "s", color=f"C{i}",
+                    label=f"{name}: sgaplus --target-bpp")
+        for target in args.targets:
+            ax.axvline(target, color="grey", alpha=0.3)
+        return finish_axes(fig, ax, "file bpp", "PSNR (dB)", legend_size=7)
+
+    meta["targets"] = list(args.targets)
+    write(args.out, "target", rows, meta, plot)
+
+
 COMMANDS = {"methods": cmd_methods, "tau": cmd_tau, "ssl-shape": cmd_ssl_shape, "rd": cmd_rd,
-            "multirate": cmd_multirate}
+            "multirate": cmd_multirate, "early-stop": cmd_early_stop, "budget": cmd_budget,
+            "schedules": cmd_schedules, "target": cmd_target}
 
 
 def main():
@@ -248,7 +365,9 @@ def main():
     parser.add_argument("command", choices=COMMANDS)
     parser.add_argument("--images", nargs="+", default=list(EVAL_IMAGES))
     parser.add_argument("--crop", type=int, default=256)
-    parser.add_argument("--iterations", type=int, default=500)
+    parser.add_argument("--iterations", type=int, default=500, help="the budget (early-stop and schedules: use 2000)")
+    parser.add_argument("--long-iterations", type=int, default=2000, help="budget: the long budget to compare with")
+    parser.add_argument("--targets", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6], help="target: file bpps")
     parser.add_argument("--check-every", type=int, default=10)
     parser.add_argument("--quality", type=int, help="bundled model (default: the middle one)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

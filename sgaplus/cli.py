@@ -60,6 +60,10 @@ def _add_refine_args(parser):
                        help="stop an image after PATIENCE checks without a relative improvement of --min-delta "
                             "(default: off)")
     group.add_argument("--min-delta", type=float, default=1e-3, help="relative improvement early stopping waits for")
+    target = group.add_mutually_exclusive_group()
+    target.add_argument("--target-bpp", type=float, help="refine each image to a file of this many bits per pixel "
+                                                         "(lambda is adjusted; default: off)")
+    target.add_argument("--target-bytes", type=positive_int, help="refine each image to a file of this many bytes")
     group.add_argument("--check-every", type=int, default=10, help="steps between true-loss checks")
     group.add_argument("--seed", type=int, default=0, help="noise seed")
     group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
@@ -144,6 +148,11 @@ def cmd_refine(args):
         _refuse_overwrite(pipeline.output_paths(out, stems) + pipeline.metrics_paths(out), args.force)
     images = [(str(p), read_rgb(p)) for p in todo]  # every input checked before any work
     rank, world, device = distributed.setup(checked_device(args.device))
+    if (args.target_bpp or args.target_bytes) and args.early_stop:
+        raise UsageError("--early-stop and a target size exclude each other (the target moves lambda)")
+    if (args.target_bpp or args.target_bytes) and not (args.model or args.quality or args.checkpoint) and images:
+        args.quality = pipeline.nearest_bundled_quality(images, target_of(args), device)
+        print(f"target size: starting from bundled model q{args.quality}, the nearest to the target", file=sys.stderr)
     codec = load_codec(args.model, args.quality, args.checkpoint).to(device)
     refiner = _refiner(args, codec)
     out.mkdir(parents=True, exist_ok=True)
@@ -152,7 +161,10 @@ def cmd_refine(args):
     batches = pipeline.make_batches(images, args.batch_size)
     try:
         for number in range(rank, len(batches), world):  # a batch's seed follows its place, not its rank
-            for _, row, stream in pipeline.refine_batch(batches[number], codec, refiner, device, args.seed + number):
+            batch = batches[number]
+            target = None if target_of(args) is None else target_of(args)(batch[0][2].shape[-2:])
+            for _, row, stream in pipeline.refine_batch(batch, codec, refiner, device, args.seed + number, target):
+                pipeline.report_target(row, target)
                 pipeline.write_image_outputs(out, row, stream, codec)
                 rows.append((order[row["image"]], row))
                 if world == 1:  # what is finished is on disk for --resume
@@ -171,6 +183,17 @@ def cmd_refine(args):
         print(f"wrote {len(rows) - len(done)} bitstreams, reconstructions and metrics to {out}{skipped}"
               + (f" ({world} processes)" if world > 1 else ""))
     return 0
+
+
+def target_of(args):
+    """None, or a function (height, width) -> the file bpp the options ask for."""
+    if args.target_bpp is not None:
+        if not args.target_bpp > 0:
+            raise UsageError(f"--target-bpp must be > 0, got {args.target_bpp}")
+        return lambda size: args.target_bpp
+    if args.target_bytes is not None:
+        return lambda size: 8 * args.target_bytes / (size[0] * size[1])
+    return None
 
 
 def cmd_decode(args):

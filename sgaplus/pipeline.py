@@ -4,14 +4,20 @@ metrics.json, metrics.csv)."""
 import csv
 import io
 import json
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
 import torch
 
 from .bitstream import decode, encode
+from .codecs.loading import bundled_models, load_codec
 from .errors import UsageError
 from .images import write_atomic, write_png
+from .refine import LatentRefiner
+from .target import RateTarget
+
+TARGET_TOLERANCE = 0.02  # a target-size file is reported as missed beyond this relative error
 
 FIELDS = ("loss", "bpp", "psnr", "mse")
 OUTPUT_SUFFIXES = (".bin", ".png")
@@ -37,7 +43,8 @@ def run_settings(args):
     """The settings of a run that --resume must find unchanged (the model is named by the options)."""
     model = str(args.checkpoint) if args.checkpoint else f"{args.model or 'bundled'}:{args.quality}"
     return {"model_options": model, "lmbda": args.lmbda, "method": args.method, "classes": args.classes,
-            "iterations": args.iterations, "schedule": args.schedule, "early_stop": args.early_stop}
+            "iterations": args.iterations, "schedule": args.schedule, "early_stop": args.early_stop,
+            "target_bpp": args.target_bpp, "target_bytes": args.target_bytes}
 
 
 def finished_rows(out, sources, settings):
@@ -89,15 +96,59 @@ def make_batches(images, batch_size):
     return [group[i:i + batch_size] for group in groups.values() for i in range(0, len(group), batch_size)]
 
 
-def refine_batch(batch, codec, refiner, device, seed):
-    """Refine one batch; a (input index, metrics row, bitstream bytes) per image."""
+def file_overhead_bits(codec, x, device):
+    """Per image: bits of the file beyond the entropy models' estimate (container header, coder flush), from
+    encoding the codec's own latents of x."""
+    base = LatentRefiner(codec, "base").refine(x.to(device))
+    streams = encode(codec, base.y_hat, base.z_hat, tuple(x.shape[-2:]))
+    pixels = x.shape[-2] * x.shape[-1]
+    return [8 * len(stream) - bpp * pixels for stream, bpp in zip(streams, base.best.bpp)]
+
+
+def nearest_bundled_quality(images, file_bpp_of, device):
+    """The bundled model whose own files of the images are nearest, on average, to the target file rates."""
+    errors = {}
+    for quality in sorted(bundled_models()):
+        codec = load_codec(quality=quality).to(device)
+        gaps = []
+        for _, x in images:
+            pixels = x.shape[-2] * x.shape[-1]
+            base = LatentRefiner(codec, "base").refine(x.to(device))
+            [stream] = encode(codec, base.y_hat, base.z_hat, tuple(x.shape[-2:]))
+            gaps.append(abs(8 * len(stream) / pixels - file_bpp_of(x.shape[-2:])))
+        errors[quality] = sum(gaps) / len(gaps)
+    return min(errors, key=errors.get)
+
+
+def report_target(row, target_file_bpp):
+    """Record how far the file is from the target rate, and warn when it misses by more than the tolerance."""
+    if target_file_bpp is None:
+        return
+    error = row["file_bpp"] / target_file_bpp - 1
+    row["target_bpp"], row["target_error_percent"] = target_file_bpp, 100 * error
+    if abs(error) > TARGET_TOLERANCE:
+        warnings.warn(f"{Path(row['image']).name}: target {target_file_bpp:.4f} bpp out of reach with this model and "
+                      f"budget: the closest file is {row['file_bpp']:.4f} bpp ({100 * error:+.1f}%); try another "
+                      f"--quality or more --iterations", RuntimeWarning, stacklevel=2)
+
+
+def refine_batch(batch, codec, refiner, device, seed, target_file_bpp=None):
+    """Refine one batch; a (input index, metrics row, bitstream bytes) per image. With target_file_bpp, the
+    refiner's rate target is set per image so that the file (not only the estimate) lands on it."""
     size = tuple(batch[0][2].shape[-2:])
-    result = refiner.refine(torch.cat([x for _, _, x in batch]).to(device), seed=seed,
-                            names=[Path(name).name for _, name, _ in batch])
+    x = torch.cat([x for _, _, x in batch]).to(device)
+    if target_file_bpp is not None:
+        overhead = file_overhead_bits(codec, x, device)
+        goal = [target_file_bpp - bits / (size[0] * size[1]) for bits in overhead]
+        if min(goal) <= 0:
+            raise UsageError(f"--target: {target_file_bpp:.4f} bpp is below the file's own overhead")
+        refiner.target = RateTarget(goal, tolerance=TARGET_TOLERANCE / 2)
+    result = refiner.refine(x, seed=seed, names=[Path(name).name for _, name, _ in batch])
     streams = encode(codec, result.y_hat, result.z_hat, size)
     return [(index, {"image": name, "height": size[0], "width": size[1], "base": result.base.row(i),
                      "refined": result.best.row(i), "best_step": result.best_step[i],
                      "nonfinite_step": result.nonfinite_step[i], "stopped_step": result.stopped_step[i],
+                     "lmbda": result.lmbda[i],
                      "file_bytes": len(streams[i]),
                      "file_bpp": 8 * len(streams[i]) / (size[0] * size[1])}, streams[i])
             for i, (index, name, _) in enumerate(batch)]

@@ -11,6 +11,7 @@ from .ops._common import check_positive, draw_seed
 from .ops.rounding import METHODS, RoundingConfig, sga_round
 from .schedule import TemperatureSchedule
 from .stopping import EarlyStopping
+from .target import RateTarget
 
 BASELINES = ("base", "ste", "uniform")
 AUTOCAST_DTYPES = {None: None, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -47,6 +48,7 @@ class RefinementResult:
     best_step: list
     nonfinite_step: list  # per image: the check step that found it non-finite (it stopped there), or None
     stopped_step: list  # per image: the check step early stopping ended it at, or None
+    lmbda: list  # per image: the lambda at the end (the refiner's, or where a rate target moved it)
     history: list = field(default_factory=list)  # per check: step, tau, and per-image lists (see refine)
 
 
@@ -72,7 +74,7 @@ class LatentRefiner:
     def __init__(self, codec, method="ssl", classes=2, *, a=None, r=None, n=None, iterations=2000, lr=5e-3,
                  lmbda=None, schedule=None, check_every=10, seed=0, progress=False, backend="auto",
                  autocast=None, channels_last=False, compile=False, cuda_graphs=False, tf32=None,
-                 early_stopping=None):
+                 early_stopping=None, target=None):
         if method not in SGA_METHODS + BASELINES:
             raise ValueError(f"unknown method {method!r}; valid: {', '.join(SGA_METHODS + BASELINES)}")
         # the op's configuration, validated now rather than at the first step (None for baselines)
@@ -92,6 +94,12 @@ class LatentRefiner:
         if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
             raise TypeError(f"early_stopping must be an EarlyStopping or None, got {type(early_stopping).__name__}")
         self.early_stopping = early_stopping
+        if target is not None and not isinstance(target, RateTarget):
+            raise TypeError(f"target must be a RateTarget or None, got {type(target).__name__}")
+        if target is not None and early_stopping is not None:
+            raise ValueError("a rate target moves lambda, so the true loss is no plateau measure: "
+                             "use either target or early_stopping")
+        self.target = target
         self.progress, self.backend = progress, backend
         if autocast not in AUTOCAST_DTYPES:
             raise ValueError(f"autocast must be one of {', '.join(map(str, AUTOCAST_DTYPES))}, got {autocast!r}")
@@ -126,10 +134,11 @@ class LatentRefiner:
     def _hard(value, offsets):
         return torch.round(value) if offsets is None else torch.round(value - offsets) + offsets
 
-    def _evaluate(self, x, y, z, size, rounding, clamp=False):
+    def _evaluate(self, x, y, z, size, rounding, clamp=False, lmbda=None):
         """(per-image loss, bits, mse, x_hat, y_hat, z_hat) with `rounding(value, offsets)` for both latents.
 
         clamp: measure the reconstruction as the decoder outputs it (in [0, 1]); the relaxed loss does not.
+        lmbda: a (B,) tensor of per-image lambdas instead of self.lmbda.
         """
         z_hat = rounding(z, self.codec.z_offsets())
         scales, means = self.codec.hyper_synthesis(z_hat, y.shape)
@@ -139,21 +148,22 @@ class LatentRefiner:
             x_hat = x_hat.clamp(0, 1)
         mse = ((x_hat - x) ** 2).flatten(1).mean(dim=1)
         bits = self.codec.bits(y_hat, z_hat, scales, means)
-        loss = self.lmbda * 255 ** 2 * mse + bits / (size[0] * size[1])
+        loss = (self.lmbda if lmbda is None else lmbda) * 255 ** 2 * mse + bits / (size[0] * size[1])
         return loss, bits, mse, x_hat, y_hat, z_hat
 
-    def relaxed_loss(self, x, y, z, tau, rng=None):
+    def relaxed_loss(self, x, y, z, tau, rng=None, lmbda=None):
         """Per-image loss (B,) of latents y, z with the method's relaxed rounding at temperature tau
         (a float, or a 0-d tensor).
 
         rng: for the SGA methods a (2,) integer tensor of seeds (z's, then y's); for "uniform" a
-        torch.Generator; None draws from torch's global generator.
+        torch.Generator; None draws from torch's global generator. lmbda: per-image lambdas (B,), or None.
         """
         if self.method == "uniform" or rng is None:
             per_call = iter((rng, rng))
         else:
             per_call = iter((rng[0], rng[1]))
-        return self._evaluate(x, y, z, x.shape[-2:], lambda v, o: self._relaxed(v, o, tau, next(per_call)))[0]
+        return self._evaluate(x, y, z, x.shape[-2:], lambda v, o: self._relaxed(v, o, tau, next(per_call)),
+                              lmbda=lmbda)[0]
 
     @contextmanager
     def _precision(self):
@@ -203,10 +213,22 @@ class LatentRefiner:
         optimizer = torch.optim.Adam([y, z], lr=self.lr)
         active = list(range(batch))  # the images still refining, as rows of x, y and z
 
+        # per-image lambdas, moved toward the rate target at each check (a rate target only)
+        lmbdas = None if self.target is None else torch.full((batch,), self.lmbda, device=x.device)
+        goal = None if self.target is None else self.target.per_image(batch)
+
         def check():
             with torch.no_grad():
-                loss, bits, mse, x_hat, y_hat, z_hat = self._evaluate(x, y, z, size, self._hard, clamp=True)
+                loss, bits, mse, x_hat, y_hat, z_hat = self._evaluate(x, y, z, size, self._hard, clamp=True,
+                                                                      lmbda=lmbdas)
             return self._metrics(loss, bits, mse, pixels), x_hat, y_hat, z_hat
+
+        def improves(i, j, metrics):
+            """Whether row j's checked latents beat image i's best: a lower true loss, or with a rate target
+            a better place against the target (RateTarget.rank)."""
+            if goal is None:
+                return metrics.loss[j] < best.loss[i]
+            return goal[i].rank(metrics.bpp[j], metrics.mse[j]) < goal[i].rank(best.bpp[i], best.mse[i])
 
         def record(step, tau, metrics, relaxed_loss=None):
             """A history entry over all images: the checked metrics of active ones, the best of the others."""
@@ -222,6 +244,7 @@ class LatentRefiner:
         history, tau = [], self.schedule(0)
         record(0, tau, base)
         best_step, nonfinite_step, stopped_step = [0] * batch, [None] * batch, [None] * batch
+        lmbda_by_image = {i: self.lmbda for i in range(batch)}
         plateau = self.early_stopping.tracker(base.loss) if self.early_stopping else None
         nonfinite = torch.zeros(batch, dtype=torch.bool, device=x.device)  # since the last check, per row
         last_check = 0
@@ -239,7 +262,8 @@ class LatentRefiner:
             with self._precision():
                 with torch.autocast(x.device.type, dtype=self.autocast_dtype,
                                     enabled=self.autocast_dtype is not None):
-                    loss = self._loss(x, y, z, torch.full((), tau, dtype=torch.float64, device=x.device), rng)
+                    loss = self._loss(x, y, z, torch.full((), tau, dtype=torch.float64, device=x.device), rng,
+                                      lmbdas)
                     loss = loss.float()
                 optimizer.zero_grad(set_to_none=True)
                 loss.sum().backward()
@@ -261,7 +285,7 @@ class LatentRefiner:
                                   f"and {step}; it stops refining and keeps its best latents (from step "
                                   f"{best_step[i]})", RuntimeWarning, stacklevel=2)
                     continue
-                if metrics.loss[j] < best.loss[i]:
+                if improves(i, j, metrics):
                     for name, values in vars(best).items():
                         values[i] = getattr(metrics, name)[j]
                     best_step[i] = step
@@ -271,19 +295,25 @@ class LatentRefiner:
                     leaving.append(j)
             record(step, tau, metrics, loss.tolist())
             last_check = step
+            if lmbdas is not None:
+                lmbdas = torch.tensor([goal[i].next_lmbda(lmbdas[j].item(), metrics.bpp[j], self.lmbda)
+                                       for j, i in enumerate(active)], device=x.device)
+                lmbda_by_image.update(zip(active, lmbdas.tolist()))
             if leaving:
                 rows = [j for j in range(len(active)) if j not in leaving]
                 active = [active[j] for j in rows]
                 if not active:
                     break
                 x, y, z, optimizer = self._keep_rows(rows, x, y, z, optimizer, memory_format)
+                lmbdas = None if lmbdas is None else lmbdas[torch.tensor(rows, device=x.device)]
             nonfinite = torch.zeros(len(active), dtype=torch.bool, device=x.device)
             if bar is not None:
                 bar.set_postfix(true_loss=f"{sum(best.loss) / batch:.4f}", bpp=f"{sum(best.bpp) / batch:.4f}",
                                 refining=len(active))
         if bar is not None:
             bar.close()
-        return RefinementResult(y_best, z_best, x_best, base, best, best_step, nonfinite_step, stopped_step, history)
+        return RefinementResult(y_best, z_best, x_best, base, best, best_step, nonfinite_step, stopped_step,
+                                [lmbda_by_image[i] for i in range(batch)], history)
 
     def _keep_rows(self, rows, x, y, z, optimizer, memory_format):
         """x, y, z and the optimizer (with its moments) restricted to `rows` of the batch."""

@@ -275,3 +275,32 @@ def test_an_interrupt_while_writing_leaves_no_partial_files(tmp_path, images, mo
     out = tmp_path / "out"
     assert run_cli("refine", images[0], "--iterations", 1, "--out", out) == 130
     assert [p.name for p in out.iterdir()] == []  # the .bin written before the PNG was removed again
+
+
+def test_target_size_is_reached_or_reported_with_the_closest_file(tmp_path, images, capsys):
+    """A reachable target gives a file within 2%; an unreachable one gives the closest file and says so."""
+    out = tmp_path / "reachable"
+    assert run_cli("refine", images[0], "--target-bytes", 400, "--iterations", 150, "--out", out) == 0
+    row = json.loads((out / "metrics.json").read_text())["images"][0]
+    assert abs((out / "one.bin").stat().st_size / 400 - 1) <= 0.02 and abs(row["target_error_percent"]) <= 2
+    assert "out of reach" not in capsys.readouterr().err
+    out = tmp_path / "unreachable"
+    assert run_cli("refine", images[0], "--target-bpp", 0.12, "--iterations", 20, "--out", out) == 0
+    err = capsys.readouterr().err
+    assert "target 0.1200 bpp out of reach" in err and "the closest file is" in err
+    assert (out / "one.bin").exists()
+    assert run_cli("refine", images[0], "--target-bpp", 0.01, "--out", tmp_path / "tiny") == 1
+    assert "below the file's own overhead" in capsys.readouterr().err
+    assert run_cli("refine", images[0], "--target-bpp", 0.5, "--early-stop", 5, "--out", tmp_path / "x") == 1
+    assert "exclude each other" in capsys.readouterr().err
+
+
+def test_rate_target_validation():
+    from sgaplus.target import RateTarget
+    with pytest.raises(ValueError, match="target bpp must be a finite number > 0"):
+        RateTarget(0.0)
+    with pytest.raises(ValueError, match="2 target rates for 3 images"):
+        RateTarget([0.5, 0.6]).per_image(3)
+    goal = RateTarget(0.5).per_image(1)[0]
+    assert goal.rank(0.505, 1.0) < goal.rank(0.52, 0.5)  # within 2% beats a lower distortion outside it
+    assert goal.next_lmbda(0.01, 0.25, 0.01) > 0.01 > goal.next_lmbda(0.01, 0.75, 0.01)
