@@ -287,9 +287,9 @@ def cmd_budget(args, x, meta):
     short, long = args.iterations, args.long_iterations
     runs = {f"sga+ schedule, {short} it": run(codec, x, "ssl", 2, 2.3, iterations=short, **refine_kwargs(args)),
             f"sga+ schedule, {long} it": run(codec, x, "ssl", 2, 2.3, iterations=long, **refine_kwargs(args))}
-    for hold in (0.0, 0.2):
-        runs[f"budget schedule (hold {hold:g}), {short} it"] = run(
-            codec, x, "ssl", 2, 2.3, iterations=short, schedule=budget_schedule(short, hold_fraction=hold),
+    for hold, lr in ((0.0, 5e-3), (0.2, 5e-3), (0.2, 1e-2), (0.2, 2e-2)):
+        runs[f"budget schedule (hold {hold:g}, lr {lr:g}), {short} it"] = run(
+            codec, x, "ssl", 2, 2.3, iterations=short, schedule=budget_schedule(short, hold_fraction=hold), lr=lr,
             **refine_kwargs(args))
     rows = [{"run": name, "loss": r["loss"], "bpp": r["bpp"], "psnr": r["psnr"]} for name, r in runs.items()]
     write(args.out, "budget", rows, meta, plot_curves(runs, "budget-aware schedule vs SGA+'s default (ssl)"))
