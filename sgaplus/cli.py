@@ -14,7 +14,7 @@ from .codecs.loading import codec_for_id, load_codec
 from .errors import SgaplusError, UsageError
 from .images import EVAL_IMAGES, load_shipped_image, read_rgb, write_png
 from .refine import BASELINES, SGA_METHODS, LatentRefiner
-from .schedule import PRESETS, TemperatureSchedule, budget_schedule, schedule_preset
+from .schedule import BUDGET_HOLD, PRESETS, TemperatureSchedule, budget_schedule, schedule_preset
 from .stopping import EarlyStopping
 
 # What a user can cause: the package's own errors, and the OS's word on files the user named.
@@ -102,7 +102,8 @@ def _schedule(args):
     if args.rate is not None:
         raise UsageError(f"--rate applies to --schedule sga+, not {args.schedule}")
     if args.schedule == "budget":
-        return budget_schedule(args.iterations, tau_max=1.0 if args.tau_max is None else args.tau_max)
+        return budget_schedule(args.iterations, tau_max=1.0 if args.tau_max is None else args.tau_max,
+                               hold_fraction=BUDGET_HOLD)
     if args.tau_max is not None:
         raise UsageError(f"--tau-max applies to --schedule sga+ or budget, not {args.schedule}")
     return schedule_preset(args.schedule, args.iterations)
