@@ -151,10 +151,11 @@ def cmd_refine(args):
     rank, world, device = distributed.setup(checked_device(args.device))
     if (args.target_bpp or args.target_bytes) and args.early_stop:
         raise UsageError("--early-stop and a target size exclude each other (the target moves lambda)")
+    quality = args.quality  # the options stay as given: --resume compares them
     if (args.target_bpp or args.target_bytes) and not (args.model or args.quality or args.checkpoint) and images:
-        args.quality = pipeline.nearest_bundled_quality(images, target_of(args), device)
-        print(f"target size: starting from bundled model q{args.quality}, the nearest to the target", file=sys.stderr)
-    codec = load_codec(args.model, args.quality, args.checkpoint).to(device)
+        quality = pipeline.nearest_bundled_quality(images, target_of(args), device)
+        print(f"target size: starting from bundled model q{quality}, the nearest to the target", file=sys.stderr)
+    codec = load_codec(args.model, quality, args.checkpoint).to(device)
     refiner = _refiner(args, codec)
     out.mkdir(parents=True, exist_ok=True)
     order = {str(p): i for i, p in enumerate(sources)}

@@ -304,3 +304,14 @@ def test_rate_target_validation():
     goal = RateTarget(0.5).per_image(1)[0]
     assert goal.rank(0.505, 1.0) < goal.rank(0.52, 0.5)  # within 2% beats a lower distortion outside it
     assert goal.next_lmbda(0.01, 0.25, 0.01) > 0.01 > goal.next_lmbda(0.01, 0.75, 0.01)
+
+
+def test_a_target_size_run_can_be_resumed(tmp_path, images, capsys, monkeypatch):
+    """The model a target picks is not written back into the options, so --resume finds the same settings."""
+    out = tmp_path / "out"
+    common = ["--target-bpp", 0.5, "--iterations", 2, "--batch-size", 1, "--out", out]
+    interrupt_on_call(monkeypatch, 2)
+    assert run_cli("refine", *images, *common) == 130
+    calls = interrupt_on_call(monkeypatch, 99)
+    assert run_cli("refine", *images, *common, "--resume") == 0
+    assert calls == [[str(images[1])]] and "cannot resume" not in capsys.readouterr().err

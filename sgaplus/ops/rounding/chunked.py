@@ -10,7 +10,7 @@ in the backward. This stream differs from the kernels' Philox stream for the sam
 import torch
 
 from .config import COSINE_FLOOR, EPS, HALF_PI, SSL_THREE_CLASS_SCALE, THREE_CLASS_FLOOR
-from .noise import draw_uniforms, logit_noise
+from .noise import draw_uniforms, logistic, logit_noise
 
 CHUNK = 1 << 16
 
@@ -87,8 +87,7 @@ def _two_class(v, uniforms, tau, cfg, with_grad=False):
     """Classes floor(v), ceil(v); x = z_up - z_down = (gap / tau + Logistic) / tau and (with_grad) dx/dv."""
     lo, hi = torch.floor(v), torch.ceil(v)
     gap, grad = _two_class_gap(v - lo, hi - v, cfg, with_grad)
-    u = uniforms[:, 0].to(v.dtype)
-    x = gap.div_(tau).add_(torch.log(u / (1 - u))).div_(tau)
+    x = gap.div_(tau).add_(logistic(uniforms[:, 0].to(v.dtype))).div_(tau)
     return lo, hi, x, (grad / (tau * tau) if with_grad else None)
 
 

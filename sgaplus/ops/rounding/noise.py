@@ -33,13 +33,18 @@ def draw_uniforms(n_elements, classes, device, generator=None):
     return uniforms_from_integers(k, classes)
 
 
+def logistic(u):
+    """Logistic(0, 1) samples log(u / (1 - u)) from uniforms: the difference of two i.i.d. Gumbel(0, 1)."""
+    return torch.log(u / (1 - u))
+
+
 def logit_noise(uniforms, classes, dim=1):
     """Per-class noise, in the uniforms' dtype, whose softmax weights have the law of Gumbel noise:
     (0, log(u / (1 - u))) for two classes, -log of the spacings of the sorted pair for three. The classes run
     along `dim` of the result: (n, classes) by default, (classes, n) with dim=0."""
     if classes == 2:
         u = uniforms[:, 0]
-        return torch.stack([torch.zeros_like(u), torch.log(u / (1 - u))], dim=dim)
+        return torch.stack([torch.zeros_like(u), logistic(u)], dim=dim)
     first, second = torch.minimum(uniforms[:, 0], uniforms[:, 1]), torch.maximum(uniforms[:, 0], uniforms[:, 1])
     return torch.stack([first, second - first, 1 - second], dim=dim).log_().neg_()
 
