@@ -52,7 +52,8 @@ def _add_refine_args(parser):
     group.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate")
     group.add_argument("--lmbda", type=float, help="RD trade-off (default: the model's training lambda)")
     group.add_argument("--schedule", default="sga+", choices=tuple(PRESETS),
-                       help="temperature schedule: " + "; ".join(f"{k}: {v}" for k, v in PRESETS.items()))
+                       help="temperature schedule: " + "; ".join(f"{k}: {v}" for k, v in PRESETS.items())
+                       .replace("%", "%%"))  # argparse formats help text with %
     group.add_argument("--tau-max", type=float, help="largest temperature, for --schedule sga+ or budget "
                                                      "(default 1.0)")
     group.add_argument("--rate", type=float, help="temperature decay rate, for --schedule sga+ (default 1e-3)")
@@ -233,11 +234,20 @@ def cmd_demo(args):
     return 0
 
 
+class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default, unless it has none (None) or is an off switch."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="sgaplus", description="SGA+ latent refinement for learned image codecs")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    formatter = argparse.ArgumentDefaultsHelpFormatter
+    formatter = _DefaultsHelp
     refine = sub.add_parser("refine", help="refine images and write bitstreams, reconstructions and metrics",
                             formatter_class=formatter)
     refine.add_argument("images", nargs="+", metavar="IMAGE")
