@@ -314,15 +314,11 @@ def cmd_target(args, x, meta):
     """Target file size: sgaplus refining to the target (from the bundled model nearest to it) against what a
     user does without it, the bundled model whose own file is nearest to the target."""
     from sgaplus import pipeline
-    from sgaplus.bitstream import encode
     names = list(args.images)
-    pixels = x.shape[-2] * x.shape[-1]
     own = {}  # quality -> per image (file bpp, psnr) of the model's own latents
     for quality in sorted(bundled_models()):
-        codec = codec_on(args, quality)
-        base = LatentRefiner(codec, "base").refine(x)
-        streams = encode(codec, base.y_hat, base.z_hat, tuple(x.shape[-2:]))
-        own[quality] = [(8 * len(s_) / pixels, psnr) for s_, psnr in zip(streams, base.best.psnr)]
+        file_bpp, base = pipeline.own_files(codec_on(args, quality), x, args.device)
+        own[quality] = list(zip(file_bpp, base.psnr))
     rows = []
     for target in tqdm(args.targets, desc="targets"):
         images = [(name, x[i:i + 1].cpu()) for i, name in enumerate(names)]

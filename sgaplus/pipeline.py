@@ -96,13 +96,19 @@ def make_batches(images, batch_size):
     return [group[i:i + batch_size] for group in groups.values() for i in range(0, len(group), batch_size)]
 
 
+def own_files(codec, x, device):
+    """(file bpp per image, base metrics) of the codec's own latents of the batch x, really encoded."""
+    base = LatentRefiner(codec, "base").refine(x.to(device))
+    streams = encode(codec, base.y_hat, base.z_hat, tuple(x.shape[-2:]))
+    return [8 * len(stream) / (x.shape[-2] * x.shape[-1]) for stream in streams], base.best
+
+
 def file_overhead_bits(codec, x, device):
     """Per image: bits of the file beyond the entropy models' estimate (container header, coder flush), from
     encoding the codec's own latents of x."""
-    base = LatentRefiner(codec, "base").refine(x.to(device))
-    streams = encode(codec, base.y_hat, base.z_hat, tuple(x.shape[-2:]))
+    file_bpp, estimate = own_files(codec, x, device)
     pixels = x.shape[-2] * x.shape[-1]
-    return [8 * len(stream) - bpp * pixels for stream, bpp in zip(streams, base.best.bpp)]
+    return [(real - estimated) * pixels for real, estimated in zip(file_bpp, estimate.bpp)]
 
 
 def nearest_bundled_quality(images, file_bpp_of, device):
@@ -112,10 +118,8 @@ def nearest_bundled_quality(images, file_bpp_of, device):
         codec = load_codec(quality=quality).to(device)
         gaps = []
         for _, x in images:
-            pixels = x.shape[-2] * x.shape[-1]
-            base = LatentRefiner(codec, "base").refine(x.to(device))
-            [stream] = encode(codec, base.y_hat, base.z_hat, tuple(x.shape[-2:]))
-            gaps.append(abs(8 * len(stream) / pixels - file_bpp_of(x.shape[-2:])))
+            [file_bpp], _ = own_files(codec, x, device)
+            gaps.append(abs(file_bpp - file_bpp_of(x.shape[-2:])))
         errors[quality] = sum(gaps) / len(gaps)
     return min(errors, key=errors.get)
 
