@@ -7,10 +7,11 @@ import torch
 
 from .errors import SgaplusError
 
-# Colour images skimage.data ships on disk (no download). The evaluation images are held out of
-# the bundled models' training.
+# Images skimage.data ships on disk (no download). The evaluation images are held out of the
+# bundled models' training; the grayscale ones are trained on as three equal channels.
 TRAIN_IMAGES = ("chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
-                "motorcycle_left")
+                "motorcycle_left", "motorcycle_right")
+GRAYSCALE_TRAIN_IMAGES = ("camera", "brick", "grass", "gravel", "moon", "coins", "page", "text", "cell", "clock")
 EVAL_IMAGES = ("astronaut", "coffee")
 
 
@@ -24,12 +25,15 @@ def rgb_tensor(array):
 
 
 def load_shipped_image(name):
-    """(3, H, W) float tensor in [0, 1] of a colour image that scikit-image ships."""
+    """(3, H, W) float tensor in [0, 1] of an image that scikit-image ships (grayscale ones as three channels)."""
     import skimage.data
-    if name == "motorcycle_left":
-        return rgb_tensor(skimage.data.stereo_motorcycle()[0])
-    if name not in TRAIN_IMAGES + EVAL_IMAGES:
-        raise ImageError(f"unknown sample image {name!r}; samples: {', '.join(TRAIN_IMAGES + EVAL_IMAGES)}")
+    if name in ("motorcycle_left", "motorcycle_right"):
+        return rgb_tensor(skimage.data.stereo_motorcycle()[0 if name == "motorcycle_left" else 1])
+    if name in GRAYSCALE_TRAIN_IMAGES:
+        return rgb_tensor(np.repeat(getattr(skimage.data, name)()[..., None], 3, axis=2))
+    known = TRAIN_IMAGES + GRAYSCALE_TRAIN_IMAGES + EVAL_IMAGES
+    if name not in known:
+        raise ImageError(f"unknown sample image {name!r}; samples: {', '.join(known)}")
     return rgb_tensor(getattr(skimage.data, name)())
 
 

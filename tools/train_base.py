@@ -1,7 +1,9 @@
-"""Train the bundled mean-scale hyperprior checkpoints (sgaplus/assets) on images skimage ships.
+"""Train the bundled checkpoints (sgaplus/assets) on images skimage ships.
 
-    python tools/train_base.py --quality 2 --steps 5000                 # from scratch
-    python tools/train_base.py --quality 1 --steps 2000 --init-from 2   # fine-tune from quality 2
+    python tools/train_base.py --quality 2 --steps 5000                          # mbt2018-mean from scratch
+    python tools/train_base.py --quality 1 --steps 2000 --init-from mbt2018-mean:q2  # fine-tune
+    python tools/train_base.py --architecture mbt2018 --quality 3 --init-from mbt2018-mean:q3
+      # a context model warm-started from the weights it shares with the mean-scale model (same names, shapes)
 
 Resumable: the training state is saved every --save-every steps under --work; running the same
 command again continues from there. The finished model goes to sgaplus/assets/ with a record of
@@ -19,17 +21,23 @@ import torch
 from tqdm import tqdm
 
 from sgaplus.checkpoints import save_checkpoint
-from sgaplus.codecs.loading import ASSETS, load_bundled
-from sgaplus.images import EVAL_IMAGES, TRAIN_IMAGES, load_shipped_image
+from sgaplus.codecs.loading import ASSETS, bundled_key, load_bundled
+from sgaplus.images import EVAL_IMAGES, GRAYSCALE_TRAIN_IMAGES, TRAIN_IMAGES, load_shipped_image
 
 LAMBDAS = {1: 0.0035, 2: 0.0067, 3: 0.0130, 4: 0.0250}
-ARCHITECTURE, N, M = "mbt2018-mean", 48, 64
+# (N, M) of the bundles; Cheng et al.'s models have M = N
+SIZES = {"bmshj2018-factorized": (48, 64), "bmshj2018-hyperprior": (48, 64), "mbt2018-mean": (48, 64),
+         "mbt2018": (48, 64), "cheng2020-anchor": (48, 48), "cheng2020-attn": (48, 48)}
+CODER_TABLES = ("_quantized_cdf", "_offset", "_cdf_length")  # entropy coder buffers; CompressAI resizes them
+COLOUR_SHARE = 0.75  # of the crops, the rest from the grayscale images (as three equal channels)
 
 
-def random_crops(images, size, batch, rng):
-    """A batch of random size x size crops with random flips, as float tensors in [0, 1]."""
+def random_crops(colour, gray, size, batch, rng):
+    """A batch of random size x size crops with random flips (COLOUR_SHARE of them from colour images), as float
+    tensors in [0, 1]."""
     crops = []
     for _ in range(batch):
+        images = colour if rng.random() < COLOUR_SHARE else gray
         image = images[rng.randrange(len(images))]
         h, w = image.shape[1:]
         top, left = rng.randrange(h - size + 1), rng.randrange(w - size + 1)
@@ -51,9 +59,11 @@ def rd_loss(out, x, lmbda):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--architecture", choices=sorted(SIZES), default="mbt2018-mean")
     parser.add_argument("--quality", type=int, choices=sorted(LAMBDAS), required=True)
     parser.add_argument("--steps", type=int, default=5000)
-    parser.add_argument("--init-from", type=int, choices=sorted(LAMBDAS), help="start from this bundled quality")
+    parser.add_argument("--init-from", metavar="ARCHITECTURE:qQ",
+                        help="start from this bundled model's weights (those whose names and shapes match)")
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--batch", type=int, default=8)
@@ -65,15 +75,22 @@ def main():
     torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     lmbda = LAMBDAS[args.quality]
+    architecture, (N, M) = args.architecture, SIZES[args.architecture]
     args.work.mkdir(parents=True, exist_ok=True)
-    state_path = args.work / f"q{args.quality}.pt"
+    state_path = args.work / f"{architecture}-q{args.quality}.pt"
 
-    images = [load_shipped_image(name).to(device) for name in TRAIN_IMAGES]
+    colour = [load_shipped_image(name).to(device) for name in TRAIN_IMAGES]
+    gray = [load_shipped_image(name).to(device) for name in GRAYSCALE_TRAIN_IMAGES]
+    from sgaplus.codecs.registry import build_model
+    model = build_model(architecture, N, M)
     if args.init_from is not None:
-        model, _ = load_bundled(args.init_from)
-    else:
-        from sgaplus.codecs.registry import build_model
-        model = build_model(ARCHITECTURE, N, M)
+        source_architecture, _, source_quality = args.init_from.partition(":q")
+        source, _ = load_bundled(source_architecture, int(source_quality))
+        own = model.state_dict()
+        shared = {k: v for k, v in source.state_dict().items()
+                  if k in own and (own[k].shape == v.shape or k.rsplit(".", 1)[-1] in CODER_TABLES)}
+        model.load_state_dict(shared, strict=False)
+        print(f"initialised {len(shared)} of {len(own)} tensors from {args.init_from}")
     model = model.to(device).train()
     aux_params = [p for name, p in model.named_parameters() if name.endswith(".quantiles")]
     main_params = [p for name, p in model.named_parameters() if not name.endswith(".quantiles")]
@@ -101,10 +118,10 @@ def main():
     bar = tqdm(total=args.steps, initial=step, desc=f"q{args.quality} lambda={lmbda}")
     while step < args.steps:
         start = time.time()
-        lr = args.lr if step < 0.8 * args.steps else args.lr / 5
+        lr = args.lr * (0.55 + 0.45 * np.cos(np.pi * step / args.steps))  # cosine from lr down to lr / 10
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x = random_crops(images, args.crop, args.batch, rng)
+        x = random_crops(colour, gray, args.crop, args.batch, rng)
         loss, bpp, mse = rd_loss(model(x), x, lmbda)
         optimizer.zero_grad()
         loss.backward()
@@ -122,18 +139,21 @@ def main():
             save_state()
     bar.close()
 
-    name = f"{ARCHITECTURE}-N{N}-M{M}-q{args.quality}.pt"
+    name = f"{architecture}-N{N}-M{M}-q{args.quality}.pt"
     info = {"lmbda": lmbda, "steps": args.steps, "init_from": args.init_from, "note": args.note, "lr": args.lr,
-            "batch": args.batch, "crop": args.crop, "train_images": list(TRAIN_IMAGES),
-            "eval_images_held_out": list(EVAL_IMAGES), "augmentation": "random crops, horizontal/vertical flips",
+            "lr_schedule": "cosine to lr/10", "batch": args.batch, "crop": args.crop,
+            "train_images": list(TRAIN_IMAGES), "grayscale_train_images": list(GRAYSCALE_TRAIN_IMAGES),
+            "colour_share": COLOUR_SHARE, "eval_images_held_out": list(EVAL_IMAGES),
+            "augmentation": "random crops, horizontal/vertical flips",
             "train_seconds": round(elapsed), "device": torch.cuda.get_device_name() if device == "cuda"
             else f"CPU ({platform.processor() or platform.machine()}, {args.threads} threads)",
             "torch": str(torch.__version__), "date": time.strftime("%Y-%m-%d")}
     ASSETS.mkdir(exist_ok=True)
-    save_checkpoint(model.cpu().eval(), ASSETS / name, ARCHITECTURE, N, M, info)
+    save_checkpoint(model.cpu().eval(), ASSETS / name, architecture, N, M, info)
     index_path = ASSETS / "models.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
-    index[str(args.quality)] = {"file": name, "architecture": ARCHITECTURE, "N": N, "M": M, **info}
+    index[bundled_key(architecture, args.quality)] = {"file": name, "architecture": architecture,
+                                                      "quality": args.quality, "N": N, "M": M, **info}
     index_path.write_text(json.dumps(dict(sorted(index.items())), indent=2) + "\n")
     print(f"wrote {ASSETS / name}")
 
