@@ -35,7 +35,7 @@ def test_refinement_step(benchmark, rounding, batch):
     optimizer = torch.optim.Adam([y, z], lr=5e-3)
 
     def step():
-        loss = refiner.relaxed_loss(x, y, z, 0.5)
+        loss, _ = refiner.relaxed_loss(x, y, z, 0.5)
         optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()
         optimizer.step()

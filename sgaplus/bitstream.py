@@ -64,7 +64,7 @@ def unpack(data):
 
 def encode(codec, y_hat, z_hat, image_size):
     """Bitstreams (one bytes object per image) of hard latents y_hat, z_hat for images of image_size."""
-    return [pack(codec.model_id, image_size, tuple(z_hat.shape[-2:]), strings)
+    return [pack(codec.model_id, image_size, codec.z_size(image_size), strings)
             for strings in codec.compress(y_hat, z_hat)]
 
 

@@ -10,7 +10,7 @@ import torch
 from . import __version__, distributed, pipeline
 from .bitstream import MAX_PIXELS, decode
 from .codecs import registry
-from .codecs.loading import codec_for_id, load_codec
+from .codecs.loading import DEFAULT_BUNDLED_ARCHITECTURE, bundled_architectures, codec_for_id, load_codec
 from .errors import SgaplusError, UsageError
 from .images import EVAL_IMAGES, load_shipped_image, read_rgb, write_png
 from .refine import BASELINES, SGA_METHODS, LatentRefiner
@@ -33,12 +33,24 @@ def positive_int(text):
 
 
 def _add_model_args(parser):
-    group = parser.add_argument_group("model (default: the bundled mean-scale hyperprior)")
-    group.add_argument("--model", choices=registry.architectures(),
-                       help="CompressAI zoo architecture (downloads weights)")
+    group = parser.add_argument_group(f"model (default: the bundled {DEFAULT_BUNDLED_ARCHITECTURE})")
+    group.add_argument("--bundled", choices=bundled_architectures(), metavar="ARCHITECTURE",
+                       help=f"a bundled model, offline: {', '.join(bundled_architectures())}")
+    group.add_argument("--model", choices=registry.architectures(), metavar="ARCHITECTURE",
+                       help=f"CompressAI zoo architecture (downloads weights): {', '.join(registry.architectures())}")
     group.add_argument("--quality", type=int, help="zoo quality, or bundled model quality (default: 3 for the zoo, "
                                                    "the middle one bundled)")
     group.add_argument("--checkpoint", type=Path, help="an sgaplus checkpoint file (see tools/train_base.py)")
+
+
+def model_of(args):
+    """load_codec's keywords for the model options (one source of weights at most)."""
+    sources = [name for name, given in (("--bundled", args.bundled), ("--model", getattr(args, "model", None)),
+                                        ("--checkpoint", getattr(args, "checkpoint", None))) if given]
+    if len(sources) > 1:
+        raise UsageError(f"{' and '.join(sources)} both name a model; give one")
+    return {"architecture": getattr(args, "model", None), "checkpoint": getattr(args, "checkpoint", None),
+            "bundled": args.bundled or DEFAULT_BUNDLED_ARCHITECTURE}
 
 
 def _add_refine_args(parser):
@@ -153,10 +165,11 @@ def cmd_refine(args):
     if (args.target_bpp or args.target_bytes) and args.early_stop:
         raise UsageError("--early-stop and a target size exclude each other (the target moves lambda)")
     quality = args.quality  # the options stay as given: --resume compares them
+    model = model_of(args)
     if (args.target_bpp or args.target_bytes) and not (args.model or args.quality or args.checkpoint) and images:
-        quality = pipeline.nearest_bundled_quality(images, target_of(args), device)
+        quality = pipeline.nearest_bundled_quality(images, target_of(args), device, model["bundled"])
         print(f"target size: starting from bundled model q{quality}, the nearest to the target", file=sys.stderr)
-    codec = load_codec(args.model, quality, args.checkpoint).to(device)
+    codec = load_codec(quality=quality, **model).to(device)
     refiner = _refiner(args, codec)
     out.mkdir(parents=True, exist_ok=True)
     order = {str(p): i for i, p in enumerate(sources)}
@@ -221,7 +234,7 @@ def cmd_demo(args):
         raise UsageError(f"--crop {args.crop} is larger than {args.image} ({width}x{height})")
     x = image[:, :args.crop, :args.crop].unsqueeze(0)
     device = checked_device(args.device)
-    codec = load_codec(quality=args.quality).to(device)
+    codec = load_codec(quality=args.quality, **model_of(args)).to(device)
     refiner = _refiner(args, codec)
     start = time.time()
     [(_, row, stream)] = pipeline.refine_batch([(0, args.image, x)], codec, refiner, device, args.seed)
@@ -272,6 +285,9 @@ def build_parser():
     demo.add_argument("--image", default=EVAL_IMAGES[0], choices=EVAL_IMAGES, help="held-out sample image")
     demo.add_argument("--crop", type=positive_int, default=256, help="side of the top-left square crop")
     _add_refine_args(demo)
+    demo.add_argument("--bundled", choices=bundled_architectures(), metavar="ARCHITECTURE",
+                      help=f"the bundled model's architecture: {', '.join(bundled_architectures())} "
+                           f"(default: {DEFAULT_BUNDLED_ARCHITECTURE})")
     demo.add_argument("--quality", type=int, help="bundled model quality (default: middle)")
     demo.set_defaults(func=cmd_demo, iterations=300)
     return parser

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from .bitstream import decode, encode
-from .codecs.loading import bundled_models, load_codec
+from .codecs.loading import DEFAULT_BUNDLED_ARCHITECTURE, bundled_models, load_codec
 from .errors import UsageError
 from .images import write_atomic, write_png
 from .refine import LatentRefiner
@@ -41,7 +41,8 @@ def refuse_replacing_inputs(out, sources):
 
 def run_settings(args):
     """The settings of a run that --resume must find unchanged (the model is named by the options)."""
-    model = str(args.checkpoint) if args.checkpoint else f"{args.model or 'bundled'}:{args.quality}"
+    model = str(args.checkpoint) if args.checkpoint else \
+        f"{args.model or 'bundled ' + (args.bundled or DEFAULT_BUNDLED_ARCHITECTURE)}:{args.quality}"
     return {"model_options": model, "lmbda": args.lmbda, "method": args.method, "classes": args.classes,
             "iterations": args.iterations, "schedule": args.schedule, "early_stop": args.early_stop,
             "target_bpp": args.target_bpp, "target_bytes": args.target_bytes}
@@ -111,11 +112,12 @@ def file_overhead_bits(codec, x, device):
     return [(real - estimated) * pixels for real, estimated in zip(file_bpp, estimate.bpp)]
 
 
-def nearest_bundled_quality(images, file_bpp_of, device):
-    """The bundled model whose own files of the images are nearest, on average, to the target file rates."""
+def nearest_bundled_quality(images, file_bpp_of, device, architecture=DEFAULT_BUNDLED_ARCHITECTURE):
+    """The bundled model of `architecture` whose own files of the images are nearest, on average, to the target
+    file rates."""
     errors = {}
-    for quality in sorted(bundled_models()):
-        codec = load_codec(quality=quality).to(device)
+    for quality in sorted(bundled_models(architecture)):
+        codec = load_codec(quality=quality, bundled=architecture).to(device)
         gaps = []
         for _, x in images:
             [file_bpp], _ = own_files(codec, x, device)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .codecs.base import round_around
 from .ops._common import check_positive, draw_seed
 from .ops.rounding import METHODS, RoundingConfig, sga_round
 from .schedule import TemperatureSchedule
@@ -41,7 +42,7 @@ class Metrics:
 class RefinementResult:
     """What a refinement returns: best hard latents, base and best metrics, and the history of checks."""
     y_hat: torch.Tensor
-    z_hat: torch.Tensor
+    z_hat: torch.Tensor  # None for a codec without z
     x_hat: torch.Tensor  # reconstruction of the best latents, cropped to the image size
     base: Metrics
     best: Metrics
@@ -130,40 +131,35 @@ class LatentRefiner:
             return value + torch.empty_like(value).uniform_(-0.5, 0.5, generator=rng)
         return sga_round(value, tau, means=offsets, config=self.rounding, seed=rng, backend=self.backend)
 
-    @staticmethod
-    def _hard(value, offsets):
-        return torch.round(value) if offsets is None else torch.round(value - offsets) + offsets
-
-    def _evaluate(self, x, y, z, size, rounding, clamp=False, lmbda=None):
-        """(per-image loss, bits, mse, x_hat, y_hat, z_hat) with `rounding(value, offsets)` for both latents.
+    def _rd_loss(self, x, size, y_hat, z_hat, scales, means, clamp=False, lmbda=None):
+        """(per-image loss, bits, mse, x_hat) of latents y_hat, z_hat and y's entropy parameters.
 
         clamp: measure the reconstruction as the decoder outputs it (in [0, 1]); the relaxed loss does not.
         lmbda: a (B,) tensor of per-image lambdas instead of self.lmbda.
         """
-        z_hat = rounding(z, self.codec.z_offsets())
-        scales, means = self.codec.hyper_synthesis(z_hat, y.shape)
-        y_hat = rounding(y, means)
         x_hat = self.codec.synthesis(y_hat)[..., :size[0], :size[1]]
         if clamp:
             x_hat = x_hat.clamp(0, 1)
         mse = ((x_hat - x) ** 2).flatten(1).mean(dim=1)
         bits = self.codec.bits(y_hat, z_hat, scales, means)
         loss = (self.lmbda if lmbda is None else lmbda) * 255 ** 2 * mse + bits / (size[0] * size[1])
-        return loss, bits, mse, x_hat, y_hat, z_hat
+        return loss, bits, mse, x_hat
 
-    def relaxed_loss(self, x, y, z, tau, rng=None, lmbda=None):
-        """Per-image loss (B,) of latents y, z with the method's relaxed rounding at temperature tau
-        (a float, or a 0-d tensor).
+    def relaxed_loss(self, x, y, z, tau, rng=None, lmbda=None, means_before=None):
+        """(per-image loss (B,), next rounding centres) of latents y, z (z None without z) with the method's relaxed
+        rounding at temperature tau (a float, or a 0-d tensor).
 
         rng: for the SGA methods a (2,) integer tensor of seeds (z's, then y's); for "uniform" a
         torch.Generator; None draws from torch's global generator. lmbda: per-image lambdas (B,), or None.
+        means_before: a context model's rounding centres for y (the previous iterate's means; the second value
+        returned, detached, is this step's); None for other codecs (and None is returned).
         """
-        if self.method == "uniform" or rng is None:
-            per_call = iter((rng, rng))
-        else:
-            per_call = iter((rng[0], rng[1]))
-        return self._evaluate(x, y, z, x.shape[-2:], lambda v, o: self._relaxed(v, o, tau, next(per_call)),
-                              lmbda=lmbda)[0]
+        z_rng, y_rng = (rng, rng) if self.method == "uniform" or rng is None else (rng[0], rng[1])
+        z_hat = None if z is None else self._relaxed(z, self.codec.z_offsets(), tau, z_rng)
+        y_hat, scales, means = self.codec.y_latents(y, z_hat, lambda v, o: self._relaxed(v, o, tau, y_rng),
+                                                    means_before)
+        loss = self._rd_loss(x, x.shape[-2:], y_hat, z_hat, scales, means, lmbda=lmbda)[0]
+        return loss, (means.detach() if self.codec.context_model else None)
 
     @contextmanager
     def _precision(self):
@@ -209,19 +205,30 @@ class LatentRefiner:
             y = self.codec.analysis(pad_to_multiple(x, self.codec.multiple))
             z = self.codec.hyper_analysis(y)
         y = y.contiguous(memory_format=memory_format).detach().requires_grad_()
-        z = z.contiguous(memory_format=memory_format).detach().requires_grad_()
-        optimizer = torch.optim.Adam([y, z], lr=self.lr)
+        if z is not None:  # None: a codec without z
+            z = z.contiguous(memory_format=memory_format).detach().requires_grad_()
+        optimizer = torch.optim.Adam([y] if z is None else [y, z], lr=self.lr)
         active = list(range(batch))  # the images still refining, as rows of x, y and z
+        # a context model's state, rows as y's: the rounding centres of the next relaxed step (the previous
+        # iterate's means) and the last check's hard y_hat (where the next check's fixed point starts)
+        context = {"means": None, "y_hat": None}
 
         # per-image lambdas, moved toward the rate target at each check (a rate target only)
         lmbdas = None if self.target is None else torch.full((batch,), self.lmbda, device=x.device)
         goal = None if self.target is None else self.target.per_image(batch)
 
         def check():
+            """The true loss: the hard latents the encoder writes (for a context model, its fixed point)."""
             with torch.no_grad():
-                loss, bits, mse, x_hat, y_hat, z_hat = self._evaluate(x, y, z, size, self._hard, clamp=True,
-                                                                      lmbda=lmbdas)
-            return self._metrics(loss, bits, mse, pixels), x_hat, y_hat, z_hat
+                z_hat = None if z is None else round_around(z, self.codec.z_offsets())
+                y_hat, scales, means, sweeps = self.codec.encoder_y(y, z_hat, start=context["y_hat"])
+                loss, bits, mse, x_hat = self._rd_loss(x, size, y_hat, z_hat, scales, means, clamp=True,
+                                                       lmbda=lmbdas)
+            if self.codec.context_model:
+                context["y_hat"] = y_hat
+                if context["means"] is None:  # the first relaxed step rounds around the encoder's means
+                    context["means"] = means
+            return self._metrics(loss, bits, mse, pixels), x_hat, y_hat, z_hat, sweeps
 
         def improves(i, j, metrics):
             """Whether row j's checked latents beat image i's best: a lower true loss, or with a rate target
@@ -230,19 +237,20 @@ class LatentRefiner:
                 return metrics.loss[j] < best.loss[i]
             return goal[i].rank(metrics.bpp[j], metrics.mse[j]) < goal[i].rank(best.bpp[i], best.mse[i])
 
-        def record(step, tau, metrics, relaxed_loss=None):
-            """A history entry over all images: the checked metrics of active ones, the best of the others."""
+        def record(step, tau, metrics, sweeps, relaxed_loss=None):
+            """A history entry over all images: the checked metrics of active ones, the best of the others, and
+            the check's fixed-point sweeps (a context model; 0 otherwise)."""
             row = {i: j for j, i in enumerate(active)}
-            entry = {"step": step, "tau": tau, "relaxed_loss": None if relaxed_loss is None else
+            entry = {"step": step, "tau": tau, "sweeps": sweeps, "relaxed_loss": None if relaxed_loss is None else
                      [relaxed_loss[row[i]] if i in row else None for i in range(batch)]}
             for name, values in vars(metrics).items():
                 entry[name] = [values[row[i]] if i in row else getattr(best, name)[i] for i in range(batch)]
             history.append(entry)
 
-        base, x_best, y_best, z_best = check()
+        base, x_best, y_best, z_best, sweeps = check()
         best = Metrics(*(list(v) for v in vars(base).values()))
         history, tau = [], self.schedule(0)
-        record(0, tau, base)
+        record(0, tau, base, sweeps)
         best_step, nonfinite_step, stopped_step = [0] * batch, [None] * batch, [None] * batch
         lmbda_by_image = {i: self.lmbda for i in range(batch)}
         plateau = self.early_stopping.tracker(base.loss) if self.early_stopping else None
@@ -262,9 +270,11 @@ class LatentRefiner:
             with self._precision():
                 with torch.autocast(x.device.type, dtype=self.autocast_dtype,
                                     enabled=self.autocast_dtype is not None):
-                    loss = self._loss(x, y, z, torch.full((), tau, dtype=torch.float64, device=x.device), rng,
-                                      lmbdas)
+                    loss, means = self._loss(x, y, z, torch.full((), tau, dtype=torch.float64, device=x.device),
+                                             rng, lmbdas, context["means"])
                     loss = loss.float()
+                if means is not None:  # a cuda graph's outputs are overwritten by its next replay
+                    context["means"] = means.clone() if self.cuda_graphs else means
                 optimizer.zero_grad(set_to_none=True)
                 loss.sum().backward()
             nonfinite |= ~torch.isfinite(loss.detach())
@@ -273,9 +283,11 @@ class LatentRefiner:
                 bar.update(1)
             if step % self.check_every != 0 and step != self.iterations:
                 continue
-            metrics, x_hat, y_hat, z_hat = check()
+            metrics, x_hat, y_hat, z_hat, sweeps = check()
             with torch.no_grad():
-                nonfinite |= ~(torch.isfinite(y).flatten(1).all(1) & torch.isfinite(z).flatten(1).all(1))
+                nonfinite |= ~torch.isfinite(y).flatten(1).all(1)
+                if z is not None:
+                    nonfinite |= ~torch.isfinite(z).flatten(1).all(1)
             bad, leaving = nonfinite.tolist(), []
             for j, i in enumerate(active):
                 if bad[j]:  # latents that went through non-finite steps don't count
@@ -289,11 +301,13 @@ class LatentRefiner:
                     for name, values in vars(best).items():
                         values[i] = getattr(metrics, name)[j]
                     best_step[i] = step
-                    x_best[i], y_best[i], z_best[i] = x_hat[j], y_hat[j], z_hat[j]
+                    x_best[i], y_best[i] = x_hat[j], y_hat[j]
+                    if z is not None:
+                        z_best[i] = z_hat[j]
                 if plateau is not None and plateau.plateaued(i, best.loss[i]):
                     stopped_step[i] = step
                     leaving.append(j)
-            record(step, tau, metrics, loss.tolist())
+            record(step, tau, metrics, sweeps, loss.tolist())
             last_check = step
             if lmbdas is not None:
                 lmbdas = torch.tensor([goal[i].next_lmbda(lmbdas[j].item(), metrics.bpp[j], self.lmbda)
@@ -305,6 +319,7 @@ class LatentRefiner:
                 if not active:
                     break
                 x, y, z, optimizer = self._keep_rows(rows, x, y, z, optimizer, memory_format)
+                context = {key: None if value is None else value[rows] for key, value in context.items()}
                 lmbdas = None if lmbdas is None else lmbdas[torch.tensor(rows, device=x.device)]
             nonfinite = torch.zeros(len(active), dtype=torch.bool, device=x.device)
             if bar is not None:
@@ -316,13 +331,14 @@ class LatentRefiner:
                                 [lmbda_by_image[i] for i in range(batch)], history)
 
     def _keep_rows(self, rows, x, y, z, optimizer, memory_format):
-        """x, y, z and the optimizer (with its moments) restricted to `rows` of the batch."""
+        """x, y, z (None without z) and the optimizer (with its moments) restricted to `rows` of the batch."""
         index = torch.tensor(rows, device=x.device)
-        kept = [t.detach()[index].contiguous(memory_format=memory_format).requires_grad_() for t in (y, z)]
+        latents = (y,) if z is None else (y, z)
+        kept = [t.detach()[index].contiguous(memory_format=memory_format).requires_grad_() for t in latents]
         new = torch.optim.Adam(kept, lr=self.lr)
-        for old_param, new_param in zip((y, z), kept):
+        for old_param, new_param in zip(latents, kept):
             state = optimizer.state.get(old_param)
             if state:
                 new.state[new_param] = {key: (value if value.dim() == 0 else value[index]).clone()
                                         for key, value in state.items()}
-        return x[index], kept[0], kept[1], new
+        return x[index], kept[0], None if z is None else kept[1], new

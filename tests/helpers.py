@@ -45,5 +45,33 @@ def sample_crop(size=128, name="astronaut", top=0, left=0):
 
 
 @functools.lru_cache(maxsize=None)
-def bundled_codec(quality=None):
-    return load_codec(quality=quality)
+def bundled_codec(quality=None, architecture="mbt2018-mean"):
+    return load_codec(quality=quality, bundled=architecture)
+
+
+@functools.lru_cache(maxsize=None)
+def random_codec(architecture, steps=200, seed=0):
+    """A small model of `architecture` (N=M=32) from random weights, trained for a few steps on crops of a shipped
+    training image so that its entropy models fit its latents (lambda 0.01): a stand-in where none is bundled."""
+    from sgaplus.codecs import registry
+    torch.manual_seed(seed)
+    model = registry.build_model(architecture, 32, 32).train()
+    image = load_shipped_image("chelsea")
+    aux = [p for name, p in model.named_parameters() if name.endswith(".quantiles")]
+    optimizer = torch.optim.Adam([p for name, p in model.named_parameters() if not name.endswith(".quantiles")],
+                                 lr=2e-3)
+    aux_optimizer = torch.optim.Adam(aux, lr=1e-2)
+    for step in range(steps):
+        top, left = (37 * step) % 200, (53 * step) % 350
+        x = image[:, top:top + 64, left:left + 64].unsqueeze(0)
+        out = model(x)
+        bits = sum(-torch.log2(likelihood).sum() for likelihood in out["likelihoods"].values())
+        loss = 0.01 * 255 ** 2 * ((out["x_hat"] - x) ** 2).mean() + bits / 64 ** 2
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        aux_optimizer.zero_grad()
+        model.aux_loss().backward()
+        aux_optimizer.step()
+    model.update(force=True)
+    return registry.adapter(architecture)(model.eval().requires_grad_(False), f"random:{architecture}", 0.01)

@@ -69,17 +69,27 @@ def test_explicit_seed_reproduces_and_is_checked():
         sgaplus.sga_round(y, 0.5, seed=torch.tensor(1.5))
 
 
-def test_refiner_relaxed_loss_traces_as_one_graph():
-    """A refinement step's loss (codec + op twice) compiles with fullgraph=True: no graph break."""
-    from helpers import bundled_codec, sample_crop
+@pytest.mark.parametrize("architecture", ["mbt2018-mean", "mbt2018", "bmshj2018-factorized"])
+def test_refiner_relaxed_loss_traces_as_one_graph(architecture):
+    """A refinement step's loss (codec + op twice; a context model's context; no z) compiles with fullgraph=True:
+    no graph break."""
+    from helpers import bundled_codec, random_codec, sample_crop
 
     from sgaplus.refine import LatentRefiner, pad_to_multiple
-    refiner = LatentRefiner(bundled_codec(), "ssl")
+    codec = bundled_codec() if architecture == "mbt2018-mean" else random_codec(architecture)
+    refiner = LatentRefiner(codec, "ssl")
     x = sample_crop(64)
     with torch.no_grad():
-        y = refiner.codec.analysis(pad_to_multiple(x, 64))
-        z = refiner.codec.hyper_analysis(y)
-    args = (x, y.requires_grad_(), z.requires_grad_(), torch.tensor(0.5), torch.tensor([3, 4]))
+        y = codec.analysis(pad_to_multiple(x, 64))
+        z = codec.hyper_analysis(y)
+        means = codec.gaussian_parameters(codec.hyper_synthesis(torch.round(z), y.shape), y)[1] \
+            if codec.context_model else None
+    args = (x, y.requires_grad_(), None if z is None else z.requires_grad_(), torch.tensor(0.5),
+            torch.tensor([3, 4]), None, means)
     torch._dynamo.reset()
     compiled = torch.compile(refiner.relaxed_loss, fullgraph=True, backend="aot_eager")
-    torch.testing.assert_close(compiled(*args), refiner.relaxed_loss(*args))
+    (loss, next_means), (expected_loss, expected_means) = compiled(*args), refiner.relaxed_loss(*args)
+    torch.testing.assert_close(loss, expected_loss)
+    assert (next_means is None) == (not codec.context_model)
+    if codec.context_model:
+        torch.testing.assert_close(next_means, expected_means)

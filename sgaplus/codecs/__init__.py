@@ -3,8 +3,15 @@
 from . import registry
 from .base import HyperpriorCodec
 from .compressai import CompressAIHyperprior
+from .context import CompressAIContext
+from .factorized import CompressAIFactorized
 
 registry.register("mbt2018-mean", CompressAIHyperprior)
 registry.register("bmshj2018-hyperprior", CompressAIHyperprior)
+registry.register("mbt2018", CompressAIContext)
+registry.register("cheng2020-anchor", CompressAIContext)
+registry.register("cheng2020-attn", CompressAIContext)
+registry.register("bmshj2018-factorized", CompressAIFactorized)
+registry.register("bmshj2018-factorized-relu", CompressAIFactorized)
 
-__all__ = ["CompressAIHyperprior", "HyperpriorCodec", "registry"]
+__all__ = ["CompressAIContext", "CompressAIFactorized", "CompressAIHyperprior", "HyperpriorCodec", "registry"]

@@ -1,25 +1,53 @@
-"""HyperpriorCodec: what the refiner needs of a codec (a VAE with a hyperprior). Adapters subclass it."""
+"""HyperpriorCodec: what the refiner needs of a codec (a VAE with a hyperprior, and the variants an adapter
+declares: no z, or a causal context model). Adapters subclass it."""
 from abc import ABC, abstractmethod
+
+import torch
+
+
+def round_around(value, offsets):
+    """Hard rounding of value on the integer grid shifted by offsets (None: the integers)."""
+    return torch.round(value) if offsets is None else torch.round(value - offsets) + offsets
 
 
 class HyperpriorCodec(ABC):
     """A codec y = g_a(x), z = h_a(y); (scales, means) = h_s(z_hat); x_hat = g_s(y_hat).
 
     Attributes: `model_id` names the weights (it goes into bitstreams), `lmbda` the training lambda
-    (None if unknown), `multiple` the size images are padded to, `has_means` whether h_s predicts means,
-    `z_stride` how many pixels one position of z covers, `strings_per_image` how many entropy-coded strings
-    `compress` writes per image.
+    (None if unknown), `multiple` the size images are padded to, `has_means` whether y is coded around
+    predicted means, `has_z` whether there is a z at all (False: a factorized prior, y has its own
+    entropy bottleneck), `context_model` whether y's entropy parameters depend on the already-coded y_hat
+    through a causal context (then `y_latents` and `encoder_y` are overridden), `z_stride` how many pixels
+    one position of the coded size in the bitstream header covers (z's, or y's without z),
+    `strings_per_image` how many entropy-coded strings `compress` writes per image.
     """
     model_id: str
     lmbda = None
     multiple = 64
     has_means = True
+    has_z = True
+    context_model = False
     z_stride = 64
     strings_per_image = 2
 
     def z_size(self, image_size):
-        """z's spatial size for an image of image_size (padded to `multiple` first)."""
+        """The coded size in the bitstream (z's spatial size; y's without z) for an image of image_size (padded
+        to `multiple` first)."""
         return tuple(-(-side // self.multiple) * self.multiple // self.z_stride for side in image_size)
+
+    def y_latents(self, y, z_hat, rounding, means_before=None):
+        """(y_hat, scales, means): y rounded by rounding(value, offsets) around its entropy model's means, and
+        that model's parameters. means_before: a context model's rounding centres (the previous iterate's
+        means; docs/refinement.md), unused here."""
+        scales, means = self.hyper_synthesis(z_hat, y.shape)
+        return rounding(y, means), scales, means
+
+    def encoder_y(self, y, z_hat, start=None):
+        """(y_hat, scales, means, sweeps): the hard y_hat that `compress` writes for y, its entropy model's
+        parameters, and (for a context model) how many parallel sweeps found it. start: a context model's
+        first guess (the previous check's y_hat), unused here."""
+        y_hat, scales, means = self.y_latents(y, z_hat, round_around)
+        return y_hat, scales, means, 0
 
     @abstractmethod
     def to(self, device):
@@ -31,7 +59,7 @@ class HyperpriorCodec(ABC):
 
     @abstractmethod
     def hyper_analysis(self, y):
-        """z = h_a(y)."""
+        """z = h_a(y) (None without z)."""
 
     @abstractmethod
     def z_offsets(self):
@@ -39,7 +67,8 @@ class HyperpriorCodec(ABC):
 
     @abstractmethod
     def hyper_synthesis(self, z_hat, y_shape):
-        """(scales, means or None) for y, cropped to y_shape."""
+        """(scales, means or None) for y, cropped to y_shape. Without z: (None, the offsets y is rounded around).
+        A context model returns what h_s gives (its y_latents combines it with the context)."""
 
     @abstractmethod
     def synthesis(self, y_hat):
@@ -51,8 +80,9 @@ class HyperpriorCodec(ABC):
 
     @abstractmethod
     def compress(self, y_hat, z_hat):
-        """Entropy code hard latents (y_hat on its means, z_hat on its offsets): one list of byte strings per image."""
+        """Entropy code hard latents (y_hat from encoder_y, z_hat on its offsets; None without z): one list of
+        byte strings per image."""
 
     @abstractmethod
     def decompress(self, strings, z_size):
-        """x_hat (1, 3, H', W') from one image's strings and z's spatial size."""
+        """x_hat (1, 3, H', W') from one image's strings and the coded size (see z_size)."""

@@ -5,13 +5,30 @@ import torch
 from .base import HyperpriorCodec
 
 
+def bottleneck_bits(bottleneck, values):
+    """Bits of each image (B,) of hard values (B, C, H, W) under a CompressAI EntropyBottleneck."""
+    channels, batch = values.shape[1], values.shape[0]
+    # the entropy bottleneck scores channels first, as its forward does
+    likelihood = bottleneck._likelihood(values.transpose(0, 1).reshape(channels, 1, -1))[0]
+    if bottleneck.use_likelihood_bound:
+        likelihood = bottleneck.likelihood_lower_bound(likelihood)
+    return -torch.log2(likelihood).reshape(channels, batch, -1).sum(dim=(0, 2))
+
+
+def check_model(model, classes, excluded=()):
+    """TypeError unless model is one of the CompressAI classes (and none of the excluded subclasses)."""
+    if not isinstance(model, classes) or isinstance(model, excluded):
+        names = " or ".join(c.__name__ for c in classes)
+        raise TypeError(f"expected a CompressAI {names}, got {type(model).__name__}")
+
+
 class CompressAIHyperprior(HyperpriorCodec):
     """Wraps a CompressAI MeanScaleHyperprior or ScaleHyperprior (updated with model.update())."""
 
     def __init__(self, model, model_id, lmbda=None):
-        from compressai.models import MeanScaleHyperprior, ScaleHyperprior
-        if not isinstance(model, (MeanScaleHyperprior, ScaleHyperprior)):
-            raise TypeError(f"expected a CompressAI MeanScaleHyperprior or ScaleHyperprior, got {type(model).__name__}")
+        from compressai.models import JointAutoregressiveHierarchicalPriors, MeanScaleHyperprior, ScaleHyperprior
+        if not self.context_model:  # a context model subclasses MeanScaleHyperprior but codes otherwise
+            check_model(model, (MeanScaleHyperprior, ScaleHyperprior), JointAutoregressiveHierarchicalPriors)
         self.model = model.eval().requires_grad_(False)
         self.model_id = model_id
         self.lmbda = lmbda
@@ -41,17 +58,11 @@ class CompressAIHyperprior(HyperpriorCodec):
         return self.model.g_s(y_hat)
 
     def bits(self, y_hat, z_hat, scales, means):
-        eb, gc = self.model.entropy_bottleneck, self.model.gaussian_conditional
-        # the entropy bottleneck scores channels first, as its forward does
-        values = z_hat.transpose(0, 1).reshape(z_hat.shape[1], 1, -1)
-        z_likelihood = eb._likelihood(values)[0]
+        gc = self.model.gaussian_conditional
         y_likelihood = gc._likelihood(y_hat, scales, means)
-        if eb.use_likelihood_bound:
-            z_likelihood = eb.likelihood_lower_bound(z_likelihood)
         if gc.use_likelihood_bound:
             y_likelihood = gc.likelihood_lower_bound(y_likelihood)
-        z_bits = -torch.log2(z_likelihood).reshape(z_hat.shape[1], z_hat.shape[0], -1).sum(dim=(0, 2))
-        return z_bits - torch.log2(y_likelihood).flatten(1).sum(dim=1)
+        return bottleneck_bits(self.model.entropy_bottleneck, z_hat) - torch.log2(y_likelihood).flatten(1).sum(dim=1)
 
     def compress(self, y_hat, z_hat):
         eb, gc = self.model.entropy_bottleneck, self.model.gaussian_conditional

@@ -10,29 +10,45 @@ from . import registry
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
-def bundled_models():
-    """{quality: metadata} of the checkpoints shipped in sgaplus/assets (see assets/models.json)."""
+DEFAULT_BUNDLED_ARCHITECTURE = "mbt2018-mean"
+
+
+def bundled_key(architecture, quality):
+    """The key of a bundled model in assets/models.json."""
+    return f"{architecture}:q{quality}"
+
+
+def bundled_models(architecture=DEFAULT_BUNDLED_ARCHITECTURE):
+    """{quality: metadata} of the checkpoints of `architecture` shipped in sgaplus/assets (see assets/models.json)."""
     index = ASSETS / "models.json"
     if not index.is_file():
         return {}
-    return {int(q): entry for q, entry in json.loads(index.read_text()).items()}
+    return {entry["quality"]: entry for entry in json.loads(index.read_text()).values()
+            if entry["architecture"] == architecture}
 
 
-def default_bundled_quality():
-    """The quality used when none is asked for: the middle one of the bundled models."""
-    models = bundled_models()
+def bundled_architectures():
+    """The architectures of the bundled models, the default first."""
+    index = ASSETS / "models.json"
+    found = {entry["architecture"] for entry in json.loads(index.read_text()).values()} if index.is_file() else set()
+    return tuple(sorted(found, key=lambda name: (name != DEFAULT_BUNDLED_ARCHITECTURE, name)))
+
+
+def default_bundled_quality(architecture=DEFAULT_BUNDLED_ARCHITECTURE):
+    """The quality used when none is asked for: the middle one of the bundled models of `architecture`."""
+    models = bundled_models(architecture)
     if not models:
-        raise CheckpointError("no bundled model is installed (sgaplus/assets/models.json is missing)")
+        raise CheckpointError(f"no bundled {architecture} model is installed")
     return sorted(models)[len(models) // 2]
 
 
-def load_bundled(quality=None):
-    """The bundled model of `quality` (default: the middle one) and its metadata."""
+def load_bundled(architecture=DEFAULT_BUNDLED_ARCHITECTURE, quality=None):
+    """The bundled model of `architecture` and `quality` (default: the middle one) and its metadata."""
     if quality is None:
-        quality = default_bundled_quality()
-    models = bundled_models()
+        quality = default_bundled_quality(architecture)
+    models = bundled_models(architecture)
     if quality not in models:
-        raise CheckpointError(f"no bundled model of quality {quality}; bundled: {sorted(models)}")
+        raise CheckpointError(f"no bundled {architecture} model of quality {quality}; bundled: {sorted(models)}")
     return load_checkpoint(ASSETS / models[quality]["file"])
 
 
@@ -59,8 +75,9 @@ def file_digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def load_codec(architecture=None, quality=None, checkpoint=None):
-    """A refinable codec: a checkpoint file, CompressAI's zoo (architecture + quality), or the bundled model."""
+def load_codec(architecture=None, quality=None, checkpoint=None, bundled=DEFAULT_BUNDLED_ARCHITECTURE):
+    """A refinable codec: a checkpoint file, CompressAI's zoo (architecture + quality), or a bundled model
+    (`bundled` names its architecture; quality default: the middle one)."""
     if checkpoint is not None:
         model, meta = load_checkpoint(checkpoint)
         model_id = f"file:{file_digest(checkpoint)}"
@@ -69,20 +86,39 @@ def load_codec(architecture=None, quality=None, checkpoint=None):
         model, meta = load_zoo(architecture, quality)
         model_id = f"zoo:{architecture}:q{quality}"
     else:
-        quality = default_bundled_quality() if quality is None else quality
-        model, meta = load_bundled(quality)
-        model_id = f"bundled:q{quality}"
+        quality = default_bundled_quality(bundled) if quality is None else quality
+        model, meta = load_bundled(bundled, quality)
+        # the weights' digest: a bitstream names the exact bundled model it was made with
+        model_id = f"bundled:{bundled}:q{quality}:{file_digest(ASSETS / bundled_models(bundled)[quality]['file'])[:8]}"
     return registry.adapter(meta["architecture"])(model, model_id, meta["info"].get("lmbda"))
 
 
+def _quality(model_id, text):
+    """The quality in a model id's 'qN' field; CheckpointError if it is none."""
+    if not (text.startswith("q") and text[1:].isdigit()):
+        raise CheckpointError(f"malformed model id {model_id!r} in the bitstream")
+    return int(text[1:])
+
+
 def codec_for_id(model_id, checkpoint=None):
-    """The codec a bitstream names; a 'file:' model needs its checkpoint, checked by digest."""
+    """The codec a bitstream names; a 'file:' model needs its checkpoint, and both a file and a bundled model must
+    be the very weights it was made with (checked by digest)."""
     kind, _, rest = model_id.partition(":")
     if kind == "bundled":
-        return load_codec(quality=int(rest.lstrip("q")))
+        fields = rest.split(":")
+        if len(fields) != 3:
+            raise CheckpointError(f"this bitstream names {model_id!r}, a bundled model of an earlier sgaplus (before "
+                                  f"0.3) whose weights are no longer shipped: decode it with that version")
+        architecture, quality, digest = fields
+        codec = load_codec(quality=_quality(model_id, quality), bundled=architecture)
+        if codec.model_id != model_id:
+            raise CheckpointError(f"this bitstream was made with other weights of the bundled {architecture} "
+                                  f"{quality} (digest {digest}; installed: {codec.model_id.rsplit(':', 1)[1]}): "
+                                  f"decode it with the sgaplus version that made it")
+        return codec
     if kind == "zoo":
         architecture, _, quality = rest.partition(":")
-        return load_codec(architecture, int(quality.lstrip("q")))
+        return load_codec(architecture, _quality(model_id, quality))
     if kind == "file":
         if checkpoint is None:
             raise CheckpointError(f"this bitstream was made with a checkpoint file (digest {rest}): pass it with "

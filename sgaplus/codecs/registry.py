@@ -30,10 +30,18 @@ def adapter(name):
 
 
 def build_model(name, N, M):
-    """An untrained model of a registered architecture with N, M channels."""
+    """An untrained model of a registered architecture with N, M channels (Cheng et al.'s models have M = N)."""
+    import inspect
+
     from compressai.zoo.image import model_architectures
     adapter(name)
-    return model_architectures[name](N=N, M=M)
+    # CompressAI's table spells one architecture with underscores (bmshj2018_factorized_relu)
+    cls = model_architectures.get(name) or model_architectures[name.replace("-", "_")]
+    if "M" not in inspect.signature(cls.__init__).parameters:
+        if M != N:
+            raise ValueError(f"{name} has M = N; got N={N}, M={M}")
+        return cls(N=N)
+    return cls(N=N, M=M)
 
 
 def zoo_qualities(name):

@@ -1,0 +1,133 @@
+"""Adapter for CompressAI's context models: JointAutoregressiveHierarchicalPriors (mbt2018), Cheng2020Anchor and
+Cheng2020Attention. y's entropy parameters come from h_s(z_hat) and a causal (masked 5x5) context of the
+already-coded y_hat, so the hard y_hat the encoder writes is defined serially, position by position
+(docs/refinement.md, "Context models")."""
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from .compressai import CompressAIHyperprior, check_model
+
+MAX_SWEEPS = 64  # parallel fixed-point sweeps before the exact hard y_hat is computed serially instead
+SWEEP_TOLERANCE = 1e-4  # converged: no symbol changed and no value of y_hat moved more than this in a sweep
+KERNEL = 5  # CompressAI's context prediction kernel (its compress and decompress assume it)
+PAD = KERNEL // 2
+
+
+class CompressAIContext(CompressAIHyperprior):
+    """Wraps a CompressAI JointAutoregressiveHierarchicalPriors or Cheng2020 model (updated with model.update()).
+
+    compress and decompress run on the CPU whatever device the codec is on: the decoder recomputes each
+    position's means from its context, and the entropy coder needs the encoder's to be bit for bit the same.
+    """
+    context_model = True
+
+    def __init__(self, model, model_id, lmbda=None):
+        from compressai.models import JointAutoregressiveHierarchicalPriors
+        check_model(model, (JointAutoregressiveHierarchicalPriors,))
+        if model.context_prediction.kernel_size != (KERNEL, KERNEL):
+            raise TypeError(f"expected a {KERNEL}x{KERNEL} context prediction, "
+                            f"got {model.context_prediction.kernel_size}")
+        super().__init__(model, model_id, lmbda)
+        # CompressAI masks the weight in place when the layer runs forward, and its decoder reads the weight
+        # unmasked: mask it once here, so every path below and the decoder use the same (masked) weight
+        layer = model.context_prediction
+        layer.weight.data *= layer.mask
+        self._cpu_model = None
+
+    def to(self, device):
+        self.model.to(device)
+        self._cpu_model = None
+        return self
+
+    def hyper_synthesis(self, z_hat, y_shape):
+        """h_s(z_hat) cropped to y_shape: the hyperprior's half of y's entropy parameters."""
+        return self.model.h_s(z_hat)[..., :y_shape[-2], :y_shape[-1]]
+
+    def gaussian_parameters(self, hyper, y_hat):
+        """(scales, means) of every position of y at once, each from the causal context of y_hat."""
+        layer = self.model.context_prediction
+        context = F.conv2d(y_hat, layer.weight, layer.bias, padding=PAD)
+        return self.model.entropy_parameters(torch.cat((hyper, context), dim=1)).chunk(2, 1)
+
+    def y_latents(self, y, z_hat, rounding, means_before=None):
+        """The relaxation: y rounded around means_before (the previous iterate's means; without them, the means
+        of y's own context), then scales and means from the context of the rounded y_hat."""
+        hyper = self.hyper_synthesis(z_hat, y.shape)
+        if means_before is None:
+            means_before = self.gaussian_parameters(hyper, y.detach())[1]
+        y_hat = rounding(y, means_before)
+        scales, means = self.gaussian_parameters(hyper, y_hat)
+        return y_hat, scales, means
+
+    def encoder_y(self, y, z_hat, start=None):
+        """The encoder's hard y_hat by a parallel fixed-point iteration: means from the context of the current
+        y_hat, round around them, repeat until nothing changes (the causal fixed point is the serial answer);
+        serial if MAX_SWEEPS sweeps do not converge. sweeps is MAX_SWEEPS + 1 when it fell back."""
+        hyper = self.hyper_synthesis(z_hat, y.shape)
+        y_hat = y if start is None else start
+        symbols = None
+        for sweep in range(1, MAX_SWEEPS + 1):
+            scales, means = self.gaussian_parameters(hyper, y_hat)
+            new_symbols = torch.round(y - means)
+            new = new_symbols + means
+            settled = symbols is not None and torch.equal(new_symbols, symbols) and \
+                bool((new - y_hat).abs().max() <= SWEEP_TOLERANCE)
+            y_hat, symbols = new, new_symbols
+            if settled:
+                return y_hat, scales, means, sweep
+        y_hat = torch.cat([self.serial_y(y[i:i + 1], hyper[i:i + 1])[0] for i in range(y.shape[0])])
+        scales, means = self.gaussian_parameters(hyper, y_hat)
+        return y_hat, scales, means, MAX_SWEEPS + 1
+
+    def serial_y(self, y, hyper, model=None):
+        """(y_hat, symbols, scale indexes) of one image (1, M, H, W), position by position in raster order, with
+        the operations CompressAI's decoder performs (a 5x5 crop of the zero-padded y_hat, the 1x1 entropy
+        parameters): the means are the decoder's, bit for bit. model: the CompressAI model to compute with."""
+        model = self.model if model is None else model
+        layer, gc = model.context_prediction, model.gaussian_conditional
+        _, channels, height, width = y.shape
+        y_hat = y.new_zeros((1, channels, height + 2 * PAD, width + 2 * PAD))
+        symbols, indexes = [], []
+        for h in range(height):
+            for w in range(width):
+                context = F.conv2d(y_hat[:, :, h:h + KERNEL, w:w + KERNEL], layer.weight, bias=layer.bias)
+                params = model.entropy_parameters(torch.cat((hyper[:, :, h:h + 1, w:w + 1], context), dim=1))
+                scales, means = params.chunk(2, 1)
+                symbol = torch.round(y[:, :, h:h + 1, w:w + 1] - means)
+                y_hat[:, :, h + PAD:h + PAD + 1, w + PAD:w + PAD + 1] = symbol + means
+                symbols.append(symbol.reshape(-1))
+                indexes.append(gc.build_indexes(scales).reshape(-1))
+        return y_hat[..., PAD:-PAD, PAD:-PAD], torch.stack(symbols), torch.stack(indexes)
+
+    def _cpu(self):
+        """The model on the CPU (a copy when the codec lives elsewhere)."""
+        if next(self.model.parameters()).device.type == "cpu":
+            return self.model
+        if self._cpu_model is None:
+            self._cpu_model = copy.deepcopy(self.model).cpu()
+        return self._cpu_model
+
+    def compress(self, y_hat, z_hat):
+        """The serial encoder on y_hat (from encoder_y, so each symbol is round(y_hat - mean) exactly) with the
+        decoder's operations, then CompressAI's rANS coder with its tables."""
+        from compressai.ans import BufferedRansEncoder
+        model = self._cpu()
+        eb, gc = model.entropy_bottleneck, model.gaussian_conditional
+        y_hat, z_hat = y_hat.cpu(), z_hat.cpu()
+        z_strings = eb.compress(z_hat)
+        tables = (gc.quantized_cdf.tolist(), gc.cdf_length.tolist(), gc.offset.tolist())
+        strings = []
+        for i in range(y_hat.shape[0]):  # one image at a time, as the decoder computes
+            hyper = model.h_s(eb.decompress(z_strings[i:i + 1], z_hat.shape[-2:]))
+            _, symbols, indexes = self.serial_y(y_hat[i:i + 1], hyper, model)
+            encoder = BufferedRansEncoder()
+            encoder.encode_with_indexes(symbols.int().reshape(-1).tolist(), indexes.int().reshape(-1).tolist(),
+                                        *tables)
+            strings.append([encoder.flush(), z_strings[i]])
+        return strings
+
+    def decompress(self, strings, z_size):
+        return self._cpu().decompress([[strings[0]], [strings[1]]], z_size)["x_hat"]
+

@@ -1,0 +1,187 @@
+"""Every CompressAI image architecture: refine, encode, decode; the context models' exact encoder latents; and the
+one-line errors when architectures, checkpoints or bitstreams are mixed up."""
+import math
+
+import pytest
+import torch
+from helpers import bundled_codec, random_codec, sample_crop
+
+from sgaplus.bitstream import decode, encode, pack
+from sgaplus.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from sgaplus.cli import main
+from sgaplus.codecs import context, registry
+from sgaplus.codecs.loading import bundled_architectures, codec_for_id
+from sgaplus.refine import LatentRefiner
+
+ARCHITECTURES = registry.architectures()
+
+
+def test_every_compressai_image_architecture_is_registered():
+    from compressai.zoo.image import cfgs
+    assert set(ARCHITECTURES) == set(cfgs)  # CompressAI's zoo lists its image models with weights in cfgs
+
+
+def codec_of(architecture):
+    """The bundled model of the architecture, or a random-weight one where none is bundled."""
+    if architecture in bundled_architectures():
+        return bundled_codec(architecture=architecture), 256
+    return random_codec(architecture), 128
+
+
+def psnr(a, b):
+    return 10 * math.log10(1 / ((a - b) ** 2).mean().item())
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_refine_encode_decode(architecture):
+    """A few SSL steps lower the true loss; the file decodes (CompressAI's own decompress) to the refined
+    reconstruction; its size is the entropy models' estimate."""
+    codec, size = codec_of(architecture)
+    x = sample_crop(size, top=100, left=100)
+    result = LatentRefiner(codec, "ssl", iterations=30, check_every=10, lr=2e-2).refine(x)
+    assert result.best.loss[0] < result.base.loss[0]
+    [stream] = encode(codec, result.y_hat, result.z_hat, (size, size))
+    x_hat, _ = decode(stream, codec_for_id=lambda model_id: codec)
+    assert abs(psnr(x_hat, x) - result.best.psnr[0]) <= 1e-3
+    if architecture in bundled_architectures():
+        assert 8 * len(stream) / size ** 2 == pytest.approx(result.best.bpp[0], rel=0.05)
+    else:  # a briefly trained stand-in codes a few thousand bits: the entropy coder's strings against the
+        # estimate, allowing each string's flush (64 bits) and 10%: its scales fit its latents loosely, and the
+        # coder quantizes them to a table (the estimate uses them as they are)
+        strings = codec.compress(result.y_hat, result.z_hat)[0]
+        bits = 8 * sum(map(len, strings))
+        assert abs(bits - result.best.bpp[0] * size ** 2) <= 0.1 * bits + 64 * len(strings)
+
+
+def context_states(codec, crops):
+    """(y, z_hat) pairs of several images at several refinement states: the analysis, refined latents (hard and
+    continuous), and refined latents moved by noise."""
+    states = []
+    for x in crops:
+        with torch.no_grad():
+            y = codec.analysis(x)
+            z_hat = torch.round(codec.hyper_analysis(y) - codec.z_offsets()) + codec.z_offsets()
+        states.append((y, z_hat))
+        result = LatentRefiner(codec, "ssl", iterations=20, check_every=20, lr=2e-2).refine(x)
+        states.append((result.y_hat, result.z_hat))
+        generator = torch.Generator().manual_seed(len(states))
+        states.append((result.y_hat + 0.4 * torch.randn(result.y_hat.shape, generator=generator), result.z_hat))
+    return states
+
+
+CONTEXT_ARCHITECTURES = [a for a in ARCHITECTURES if registry.adapter(a).context_model]
+
+
+def serial_reference(codec, y, z_hat):
+    """The serial encoder's y_hat and symbols (1, M, H, W)."""
+    with torch.no_grad():
+        serial, symbols, _ = codec.serial_y(y, codec.hyper_synthesis(z_hat, y.shape))
+    return serial, symbols.T.reshape(y.shape)
+
+
+@pytest.mark.parametrize("architecture", CONTEXT_ARCHITECTURES)
+def test_parallel_encoder_latents_are_the_serial_encoders(architecture, record_property):
+    """The fixed point of the parallel sweeps has exactly the symbols of the serial encoder (the decoder's
+    operations, position by position), for several images and refinement states; the sweeps are reported.
+    Negative control: one parallel sweep (no fixed point) does not have them."""
+    codec, size = codec_of(architecture)
+    size = min(size, 128)  # the serial reference is slow
+    crops = [sample_crop(size, top=top, left=left) for top, left in ((0, 0), (200, 180), (300, 50))]
+    sweeps, one_sweep_differs = [], []
+    for y, z_hat in context_states(codec, crops):
+        serial, serial_symbols = serial_reference(codec, y, z_hat)
+        with torch.no_grad():
+            y_hat, _, means, count = codec.encoder_y(y, z_hat)
+            one_sweep_means = codec.gaussian_parameters(codec.hyper_synthesis(z_hat, y.shape), y)[1]
+        assert count <= context.MAX_SWEEPS, "it fell back to serial: the parallel path was not tested"
+        assert torch.equal(torch.round(y - means), serial_symbols)
+        assert (y_hat - serial).abs().max() <= context.SWEEP_TOLERANCE
+        one_sweep_differs.append(not torch.equal(torch.round(y - one_sweep_means), serial_symbols))
+        sweeps.append(count)
+    assert any(one_sweep_differs)
+    record_property("fixed_point_sweeps", sweeps)
+    print(f"{architecture}: fixed-point sweeps per state {sweeps}")
+
+
+def test_encoder_latents_fall_back_to_serial(monkeypatch):
+    """Without convergence in MAX_SWEEPS sweeps, the serial computation gives the hard latents, bit for bit."""
+    codec, _ = codec_of("mbt2018")
+    [(y, z_hat)] = context_states(codec, [sample_crop(64)])[:1]
+    monkeypatch.setattr(context, "MAX_SWEEPS", 1)
+    with torch.no_grad():
+        y_hat, _, _, count = codec.encoder_y(y, z_hat)
+    assert count == 2
+    assert torch.equal(y_hat, serial_reference(codec, y, z_hat)[0])
+
+
+def test_a_model_of_one_architecture_is_refused_by_another_adapter():
+    from compressai.models import JointAutoregressiveHierarchicalPriors, MeanScaleHyperprior
+    with pytest.raises(TypeError, match="JointAutoregressiveHierarchicalPriors"):
+        registry.adapter("mbt2018-mean")(JointAutoregressiveHierarchicalPriors(32, 32), "x")
+    with pytest.raises(TypeError, match="expected a CompressAI JointAutoregressiveHierarchicalPriors"):
+        registry.adapter("mbt2018")(MeanScaleHyperprior(32, 32), "x")
+
+
+def test_a_checkpoint_labelled_with_another_architecture_gets_one_line(tmp_path, capsys):
+    from compressai.models import MeanScaleHyperprior
+    path = tmp_path / "relabelled.pt"
+    save_checkpoint(MeanScaleHyperprior(32, 48), path, "mbt2018", 32, 48, {"lmbda": 0.01})
+    with pytest.raises(CheckpointError, match="weights do not fit mbt2018"):
+        load_checkpoint(path)
+    assert main(["refine", str(path), "--checkpoint", str(path), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_bitstream_decoded_with_another_codec_gets_one_line(tmp_path, capsys):
+    """A file made with one checkpoint and decoded with another; a header relabelled to a codec that writes
+    another number of strings; a bundled model id of an earlier sgaplus or of other weights."""
+    from compressai.models import FactorizedPrior, JointAutoregressiveHierarchicalPriors
+    files = {}
+    for name, model, architecture in (("context", JointAutoregressiveHierarchicalPriors(32, 32), "mbt2018"),
+                                      ("factorized", FactorizedPrior(32, 32), "bmshj2018-factorized")):
+        files[name] = tmp_path / f"{name}.pt"
+        save_checkpoint(model, files[name], architecture, 32, 32, {"lmbda": 0.01})
+    image = tmp_path / "image.png"
+    from PIL import Image
+    Image.fromarray(sample_crop(64)[0].mul(255).round().byte().permute(1, 2, 0).numpy()).save(image)
+    out = tmp_path / "out"
+    assert main(["refine", str(image), "--checkpoint", str(files["context"]), "--iterations", "2", "--out",
+                 str(out)]) == 0
+    capsys.readouterr()
+    assert main(["decode", str(out / "image.bin"), "--checkpoint", str(files["factorized"]), "--out",
+                 str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err
+    assert "is not the checkpoint this bitstream was made with" in err and err.count("\n") == 1
+    factorized = load_checkpoint(files["factorized"])[0]
+    codec = registry.adapter("bmshj2018-factorized")(factorized, "x")
+    relabelled = pack("x", (64, 64), codec.z_size((64, 64)), [b"y", b"z"])
+    from sgaplus.bitstream import BitstreamError
+    with pytest.raises(BitstreamError, match="2 coded strings, x writes 1"):
+        decode(relabelled, lambda model_id: codec)
+    with pytest.raises(CheckpointError, match="earlier sgaplus"):
+        codec_for_id("bundled:q3")
+    real = bundled_codec().model_id
+    with pytest.raises(CheckpointError, match="other weights of the bundled"):
+        codec_for_id(real.rsplit(":", 1)[0] + ":01234567")
+    with pytest.raises(CheckpointError, match="malformed model id"):
+        codec_for_id("bundled:mbt2018-mean:qx:00")
+
+
+@pytest.mark.parametrize("architecture", ["mbt2018", "cheng2020-anchor", "cheng2020-attn", "bmshj2018-factorized"])
+def test_zoo_architectures_offline_get_one_line(tmp_path, capsys, monkeypatch, architecture):
+    """No download in tests: the zoo loader is made to fail as it does offline."""
+    import urllib.error
+
+    import compressai.zoo
+
+    def offline(**kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setitem(compressai.zoo.models, architecture, offline)
+    image = tmp_path / "image.png"
+    from PIL import Image
+    Image.fromarray(sample_crop(64)[0].mul(255).round().byte().permute(1, 2, 0).numpy()).save(image)
+    assert main(["refine", str(image), "--model", architecture, "--quality", "2", "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert f"could not fetch CompressAI's {architecture} q2 weights" in err and err.count("\n") == 1
