@@ -3,7 +3,8 @@
     python bench/compare.py methods    # all methods at equal budget, curves of true loss vs iteration
     python bench/compare.py tau        # true loss against tau_max per method (robustness)
     python bench/compare.py ssl-shape  # true loss across the SSL parameter a
-    python bench/compare.py rd         # RD curves of the bundled models: base, atanh, SSL; BD metrics
+    python bench/compare.py rd         # RD curves of the bundled models (base, atanh, SSL; real file sizes)
+                                       # against JPEG and WebP (Pillow) on the same images; BD metrics
     python bench/compare.py multirate  # one model refined with several lambdas vs the base models' curve
     python bench/compare.py early-stop --iterations 2000  # early stopping vs a fixed budget
     python bench/compare.py budget     # budget-aware schedule at 500 vs SGA+'s schedule at 500 and 2000
@@ -11,20 +12,32 @@
     python bench/compare.py target     # refining to a target file size vs the nearest bundled model's own file
 
 Common options: --images (held-out samples or image files), --crop (centre crop, 0 for whole
-images), --iterations, --device, --out. Results go to OUT/compare-<name>.{json,csv,png}.
+images), --iterations, --device, --out; the codec: --bundled ARCHITECTURE (default mbt2018-mean),
+--model ARCHITECTURE (CompressAI's zoo) or --checkpoint FILE, with --quality. Results go to
+OUT/compare-<name>[-<codec>].{json,csv,png} (the default bundled model writes no codec suffix).
 """
 import argparse
 import csv
+import io
 import json
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from sgaplus.bd import bd_psnr, bd_rate
-from sgaplus.codecs.loading import bundled_models, default_bundled_quality, load_codec
+from sgaplus.bitstream import encode
+from sgaplus.codecs import registry
+from sgaplus.codecs.loading import (
+    DEFAULT_BUNDLED_ARCHITECTURE,
+    bundled_architectures,
+    bundled_models,
+    default_bundled_quality,
+    load_codec,
+)
 from sgaplus.images import EVAL_IMAGES, load_shipped_image, read_rgb
 from sgaplus.refine import LatentRefiner
 from sgaplus.schedule import TemperatureSchedule, budget_schedule, schedule_preset
@@ -33,6 +46,7 @@ from sgaplus.stopping import EarlyStopping
 METHODS = [("base", 2, None), ("ste", 2, None), ("uniform", 2, None), ("atanh", 2, None), ("linear", 2, None),
            ("cosine", 2, None), ("ssl", 2, 2.3), ("linear", 3, None), ("cosine", 3, None), ("ssl", 3, 1.4)]
 SGA_METHODS = [("atanh", 2, None), ("linear", 2, None), ("cosine", 2, None), ("ssl", 2, 2.3)]
+PILLOW_QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90)  # JPEG and WebP settings of the RD comparison
 
 
 def label(method, classes, a=None):
@@ -58,15 +72,49 @@ def mean(values):
     return sum(values) / len(values)
 
 
-def run(codec, x, method, classes=2, a=None, **kwargs):
-    """Refine the batch; averages over images of the best true metrics, and the averaged history."""
+def run(codec, x, method, classes=2, a=None, files=False, **kwargs):
+    """Refine the batch; averages over images of the best true metrics, and the averaged history. files: also
+    encode the refined latents: the real files' bpp per image (file_bpp) and averaged (mean_file_bpp)."""
+    start = time.time()
     result = LatentRefiner(codec, method, classes, a=a, **kwargs).refine(x)
+    seconds = time.time() - start
     history = [{"step": h["step"], "loss": mean(h["loss"]), "bpp": mean(h["bpp"]), "psnr": mean(h["psnr"]),
                 "relaxed_loss": None if h["relaxed_loss"] is None else mean_of_refining(h["relaxed_loss"])}
                for h in result.history]
-    return {"loss": mean(result.best.loss), "bpp": mean(result.best.bpp), "psnr": mean(result.best.psnr),
-            "base_loss": mean(result.base.loss), "history": history, "per_image_loss": result.best.loss,
-            "stopped_step": result.stopped_step}
+    out = {"loss": mean(result.best.loss), "bpp": mean(result.best.bpp), "psnr": mean(result.best.psnr),
+           "base_loss": mean(result.base.loss), "seconds": seconds, "history": history,
+           "per_image_loss": result.best.loss, "per_image_psnr": result.best.psnr,
+           "stopped_step": result.stopped_step}
+    if files:
+        pixels = x.shape[-2] * x.shape[-1]
+        out["file_bpp"] = [8 * len(s) / pixels for s in encode(codec, result.y_hat, result.z_hat, x.shape[-2:])]
+        out["mean_file_bpp"] = mean(out["file_bpp"])
+    return out
+
+
+def pillow_curve(x, fmt):
+    """Per image, [(file bpp, PSNR)] of Pillow's `fmt` ("JPEG" or "WEBP") at PILLOW_QUALITIES, in their order."""
+    from PIL import Image
+    curves = []
+    for image in x.cpu():
+        array = image.mul(255).round().byte().permute(1, 2, 0).numpy()
+        points = []
+        for quality in PILLOW_QUALITIES:
+            buffer = io.BytesIO()
+            Image.fromarray(array).save(buffer, format=fmt, quality=quality)
+            decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"), dtype=np.float64) / 255
+            mse = np.mean((decoded - array / 255) ** 2)
+            points.append((8 * buffer.tell() / (array.shape[0] * array.shape[1]), 10 * np.log10(1 / mse)))
+        curves.append(points)
+    return curves
+
+
+def psnr_at(curve, bpp):
+    """A Pillow curve's PSNR at `bpp`, linear in log rate between its points (None outside them)."""
+    rates, psnrs = zip(*sorted(curve))
+    if not rates[0] <= bpp <= rates[-1]:
+        return None
+    return float(np.interp(np.log(bpp), np.log(rates), psnrs))
 
 
 def mean_of_refining(values):
@@ -86,7 +134,7 @@ def finish_axes(fig, ax, xlabel, ylabel, legend_size=None):
 
 def write(out, name, rows, meta, plot=None):
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"compare-{name}"
+    path = out / f"compare-{name}{meta['file_suffix']}"
     flat = [{k: v for k, v in row.items() if k != "history"} for row in rows]
     path.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
     with path.with_suffix(".csv").open("w", newline="") as f:
@@ -141,7 +189,14 @@ def refine_kwargs(args):
 
 
 def codec_on(args, quality):
-    return load_codec(quality=quality).to(args.device)
+    return load_codec(args.model, quality, args.checkpoint, bundled=args.bundled).to(args.device)
+
+
+def qualities(args):
+    """The qualities an RD sweep covers: the bundled architecture's, or the zoo's."""
+    if args.checkpoint:
+        sys.exit("this comparison sweeps qualities: use --bundled or --model")
+    return registry.zoo_qualities(args.model) if args.model else sorted(bundled_models(args.bundled))
 
 
 def cmd_tau(args, x, meta):
@@ -184,51 +239,61 @@ def cmd_ssl_shape(args, x, meta):
     write(args.out, "ssl-shape", rows, meta, plot)
 
 
-def rd_curves(args, x, variants, lmbda_of):
-    """{variant: [(bpp, psnr, quality)]} over the bundled models; lmbda_of(quality) or None for the model's."""
+def cmd_rd(args, x, meta):
+    """Base, atanh and SSL over the models' qualities (the real files' bpp), with JPEG and WebP on the same images;
+    per model point, each image's PSNR minus JPEG's and WebP's at that image's file rate."""
+    variants = [("base", ("base", 2, None)), ("atanh", ("atanh", 2, None)), ("ssl", ("ssl", 2, 2.3))]
+    pillow = {fmt: pillow_curve(x, fmt) for fmt in ("JPEG", "WEBP")}
     curves = {name: [] for name, _ in variants}
-    for quality in tqdm(sorted(bundled_models()), desc="models"):
+    for quality in tqdm(qualities(args), desc="models"):
         codec = codec_on(args, quality)
         for name, (method, classes, a) in variants:
-            r = run(codec, x, method, classes, a, iterations=args.iterations, lmbda=lmbda_of(quality),
-                    **refine_kwargs(args))
-            curves[name].append({"quality": quality, "lmbda": codec.lmbda, "bpp": r["bpp"], "psnr": r["psnr"],
-                                 "loss": r["loss"]})
-    return curves
-
-
-def cmd_rd(args, x, meta):
-    variants = [("base", ("base", 2, None)), ("atanh", ("atanh", 2, None)), ("ssl", ("ssl", 2, 2.3))]
-    curves = rd_curves(args, x, variants, lambda q: None)
+            r = run(codec, x, method, classes, a, files=True, iterations=args.iterations, **refine_kwargs(args))
+            point = {"quality": quality, "lmbda": codec.lmbda, "bpp": r["mean_file_bpp"], "psnr": r["psnr"],
+                     "likelihood_bpp": r["bpp"], "loss": r["loss"]}
+            for fmt, per_image in pillow.items():
+                gaps = [None if (p := psnr_at(curve, bpp)) is None else mine - p
+                        for curve, bpp, mine in zip(per_image, r["file_bpp"], r["per_image_psnr"])]
+                point[f"minus_{fmt.lower()}_db"] = None if None in gaps else mean(gaps)
+            curves[name].append(point)
+    for fmt, per_image in pillow.items():  # averaged over images, quality by quality, as the models' points
+        curves[fmt.lower()] = [{"quality": q, "bpp": mean([c[k][0] for c in per_image]),
+                                "psnr": mean([c[k][1] for c in per_image])} for k, q in enumerate(PILLOW_QUALITIES)]
     rows = [{"variant": name, **point} for name, points in curves.items() for point in points]
 
     def bd(test, ref):
         args = [[p[key] for p in curves[name]] for name in (ref, test) for key in ("bpp", "psnr")]
-        result = {"bd_psnr_db": bd_psnr(*args)}
-        try:
-            result["bd_rate_percent"] = bd_rate(*args)
-        except ValueError as error:  # a curve whose PSNR does not rise with rate has no BD-rate
-            result["bd_rate_percent"], result["bd_rate_undefined"] = None, str(error)
+        result = {}
+        for key, metric in (("bd_psnr_db", bd_psnr), ("bd_rate_percent", bd_rate)):
+            try:
+                result[key] = metric(*args)
+            except ValueError as error:  # curves that do not overlap, or whose PSNR does not rise with rate
+                result[key], result[f"{key}_undefined"] = None, str(error)
         return result
 
     meta["bd"] = {"ssl vs atanh": bd("ssl", "atanh"), "ssl vs base": bd("ssl", "base"),
-                  "atanh vs base": bd("atanh", "base")}
+                  "atanh vs base": bd("atanh", "base"), "base vs jpeg": bd("base", "jpeg"),
+                  "ssl vs jpeg": bd("ssl", "jpeg"), "ssl vs webp": bd("ssl", "webp")}
+    meta["rate"] = "real file bpp (sgaplus bitstreams, Pillow files)"
     meta["bd_fit"] = "cubic polynomial (VCEG-M33), log10 rate"
     print(json.dumps(meta["bd"], indent=1))
 
     def plot(plt):
         fig, ax = plt.subplots(figsize=(6, 4.5))
         for name, points in curves.items():
-            ax.plot([p["bpp"] for p in points], [p["psnr"] for p in points], "o-", label=name)
-        ax.set_title("bundled models: base vs refined")
-        return finish_axes(fig, ax, "bpp", "PSNR (dB)")
+            style = ":" if name in ("jpeg", "webp") else "o-"
+            ax.plot([p["bpp"] for p in points], [p["psnr"] for p in points], style, label=name)
+        models = [p["bpp"] for name, _ in variants for p in curves[name]]
+        ax.set_xlim(0.5 * min(models), 1.5 * max(models))
+        ax.set_title(f"{meta['codec']}: base vs refined vs JPEG/WebP", fontsize=9)
+        return finish_axes(fig, ax, "file bpp", "PSNR (dB)")
 
     write(args.out, "rd", rows, meta, plot)
 
 
 def cmd_multirate(args, x, meta):
-    models = bundled_models()
-    middle = default_bundled_quality()
+    models = bundled_models(args.bundled)
+    middle = default_bundled_quality(args.bundled)
     codec = codec_on(args, middle)
     rows = []
     for quality in tqdm(sorted(models), desc="lambdas"):
@@ -316,13 +381,13 @@ def cmd_target(args, x, meta):
     from sgaplus import pipeline
     names = list(args.images)
     own = {}  # quality -> per image (file bpp, psnr) of the model's own latents
-    for quality in sorted(bundled_models()):
+    for quality in sorted(bundled_models(args.bundled)):
         file_bpp, base = pipeline.own_files(codec_on(args, quality), x, args.device)
         own[quality] = list(zip(file_bpp, base.psnr))
     rows = []
     for target in tqdm(args.targets, desc="targets"):
         images = [(name, x[i:i + 1].cpu()) for i, name in enumerate(names)]
-        quality = pipeline.nearest_bundled_quality(images, lambda size: target, args.device)
+        quality = pipeline.nearest_bundled_quality(images, lambda size: target, args.device, args.bundled)
         codec = codec_on(args, quality)
         refiner = LatentRefiner(codec, "ssl", iterations=args.iterations, **refine_kwargs(args))
         batch = [(i, name, x[i:i + 1]) for i, name in enumerate(names)]
@@ -365,14 +430,25 @@ def main():
     parser.add_argument("--long-iterations", type=int, default=2000, help="budget: the long budget to compare with")
     parser.add_argument("--targets", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6], help="target: file bpps")
     parser.add_argument("--check-every", type=int, default=10)
-    parser.add_argument("--quality", type=int, help="bundled model (default: the middle one)")
+    parser.add_argument("--bundled", choices=bundled_architectures(), default=DEFAULT_BUNDLED_ARCHITECTURE)
+    parser.add_argument("--model", choices=registry.architectures(), help="a CompressAI zoo architecture")
+    parser.add_argument("--checkpoint", type=Path, help="an sgaplus checkpoint file")
+    parser.add_argument("--quality", type=int, help="the model's quality (default: the middle bundled one)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     x = load_images(args.images, args.crop).to(args.device)
-    meta = {"command": args.command, "images": args.images, "crop": args.crop, "iterations": args.iterations,
+    if args.command in ("multirate", "target") and (args.model or args.checkpoint):
+        sys.exit(f"{args.command} compares bundled models: use --bundled")
+    if args.quality is None and not (args.model or args.checkpoint):
+        args.quality = default_bundled_quality(args.bundled)
+    meta = {"command": args.command, "codec": codec_on(args, args.quality).model_id, "images": args.images,
+            "crop": args.crop, "iterations": args.iterations,
             "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
             "torch": str(torch.__version__), "date": time.strftime("%Y-%m-%d")}
+    suffix = ("" if args.bundled == DEFAULT_BUNDLED_ARCHITECTURE else f"-{args.bundled}") if not (
+        args.model or args.checkpoint) else f"-zoo-{args.model}" if args.model else f"-{args.checkpoint.stem}"
+    meta["file_suffix"] = suffix
     COMMANDS[args.command](args, x, meta)
 
 

@@ -22,4 +22,22 @@ def test_comparison_writes_tables_and_plot(tmp_path, command):
     report = json.loads(stem.with_suffix(".json").read_text())
     assert report["images"] == ["astronaut", "coffee"] and report["rows"]
     if command == "rd":
-        assert set(report["bd"]) == {"ssl vs atanh", "ssl vs base", "atanh vs base"}
+        assert set(report["bd"]) == {"ssl vs atanh", "ssl vs base", "atanh vs base", "base vs jpeg", "ssl vs jpeg",
+                                     "ssl vs webp"}
+        assert {row["variant"] for row in report["rows"]} == {"base", "atanh", "ssl", "jpeg", "webp"}
+
+
+def test_a_comparison_runs_on_any_codec(tmp_path):
+    """--checkpoint (here a context model with random weights) instead of the default bundled model; the results
+    are named after it."""
+    from compressai.models import JointAutoregressiveHierarchicalPriors
+
+    from sgaplus.checkpoints import save_checkpoint
+    save_checkpoint(JointAutoregressiveHierarchicalPriors(32, 32), tmp_path / "ctx.pt", "mbt2018", 32, 32,
+                    {"lmbda": 0.01})
+    proc = subprocess.run([sys.executable, str(SCRIPT), "methods", "--checkpoint", str(tmp_path / "ctx.pt"),
+                           "--iterations", "2", "--crop", "64", "--check-every", "1", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((tmp_path / "compare-methods-ctx.json").read_text())
+    assert report["codec"].startswith("file:") and len(report["rows"]) == 10
