@@ -10,6 +10,7 @@
     python bench/compare.py budget     # budget-aware schedule at 500 vs SGA+'s schedule at 500 and 2000
     python bench/compare.py schedules --iterations 2000  # each method on its own and the shared schedule
     python bench/compare.py target     # refining to a target file size vs the nearest bundled model's own file
+    python bench/compare.py architectures  # every bundled architecture: base vs SSL, true loss and real files
 
 Common options: --images (held-out samples or image files), --crop (centre crop, 0 for whole
 images), --iterations, --device, --out; the codec: --bundled ARCHITECTURE (default mbt2018-mean),
@@ -416,9 +417,37 @@ def cmd_target(args, x, meta):
     write(args.out, "target", rows, meta, plot)
 
 
+def cmd_architectures(args, x, meta):
+    """Each bundled architecture's default quality: the codec's own latents against SSL refinement (true loss,
+    real file bpp, PSNR, time)."""
+    rows = []
+    for architecture in tqdm(bundled_architectures(), desc="architectures"):
+        codec = load_codec(bundled=architecture).to(args.device)
+        base = run(codec, x, "base", files=True)
+        refined = run(codec, x, "ssl", 2, 2.3, files=True, iterations=args.iterations, **refine_kwargs(args))
+        rows.append({"architecture": architecture, "codec": codec.model_id, "lmbda": codec.lmbda,
+                     "base_loss": base["loss"], "refined_loss": refined["loss"],
+                     "loss_change_percent": 100 * (refined["loss"] / base["loss"] - 1),
+                     "base_file_bpp": base["mean_file_bpp"], "refined_file_bpp": refined["mean_file_bpp"],
+                     "refined_likelihood_bpp": refined["bpp"], "base_psnr": base["psnr"],
+                     "refined_psnr": refined["psnr"], "seconds": refined["seconds"],
+                     "seconds_per_iteration": refined["seconds"] / max(args.iterations, 1)})
+
+    def plot(plt):
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        for i, r in enumerate(rows):
+            ax.annotate("", (r["refined_file_bpp"], r["refined_psnr"]), (r["base_file_bpp"], r["base_psnr"]),
+                        arrowprops={"arrowstyle": "->", "color": f"C{i}"})
+            ax.plot([r["base_file_bpp"]], [r["base_psnr"]], "o", color=f"C{i}", label=r["architecture"])
+        ax.set_title(f"bundled models, base -> SSL ({args.iterations} iterations)", fontsize=9)
+        return finish_axes(fig, ax, "file bpp", "PSNR (dB)", legend_size=8)
+
+    write(args.out, "architectures", rows, meta, plot)
+
+
 COMMANDS = {"methods": cmd_methods, "tau": cmd_tau, "ssl-shape": cmd_ssl_shape, "rd": cmd_rd,
             "multirate": cmd_multirate, "early-stop": cmd_early_stop, "budget": cmd_budget,
-            "schedules": cmd_schedules, "target": cmd_target}
+            "schedules": cmd_schedules, "target": cmd_target, "architectures": cmd_architectures}
 
 
 def main():
@@ -438,7 +467,7 @@ def main():
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     x = load_images(args.images, args.crop).to(args.device)
-    if args.command in ("multirate", "target") and (args.model or args.checkpoint):
+    if args.command in ("multirate", "target", "architectures") and (args.model or args.checkpoint):
         sys.exit(f"{args.command} compares bundled models: use --bundled")
     if args.quality is None and not (args.model or args.checkpoint):
         args.quality = default_bundled_quality(args.bundled)

@@ -185,3 +185,18 @@ def test_zoo_architectures_offline_get_one_line(tmp_path, capsys, monkeypatch, a
     assert main(["refine", str(image), "--model", architecture, "--quality", "2", "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert f"could not fetch CompressAI's {architecture} q2 weights" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("architecture", ["bmshj2018-factorized", "mbt2018"])
+def test_images_leave_the_batch_without_z_and_with_a_context(architecture):
+    """Early stopping drops rows of y (no z) or of a context model's state; each image keeps its best latents,
+    which are the encoder's (the file decodes to the reported reconstruction)."""
+    from sgaplus.stopping import EarlyStopping
+    codec, _ = codec_of(architecture)
+    x = torch.cat([sample_crop(64, top=0, left=0), sample_crop(64, top=250, left=200)])
+    result = LatentRefiner(codec, "ssl", iterations=60, check_every=5, lr=2e-2,
+                           early_stopping=EarlyStopping(patience=1, min_delta=0.5)).refine(x)
+    assert all(step is not None for step in result.stopped_step)
+    for i, stream in enumerate(encode(codec, result.y_hat, result.z_hat, (64, 64))):
+        x_hat, _ = decode(stream, codec_for_id=lambda model_id: codec)
+        assert abs(psnr(x_hat, x[i:i + 1]) - result.best.psnr[i]) <= 1e-3

@@ -166,6 +166,8 @@ def test_an_input_image_is_never_overwritten(tmp_path, images, capsys):
     (["--device", "tpu"], "unknown device 'tpu'"),
     (["--lr", "-1"], "lr must be a finite number > 0"),
     (["--model", "mbt2018-mean", "--quality", "9"], "qualities 1 to 8; got 9"),
+    (["--bundled", "mbt2018-mean", "--model", "mbt2018"], "--bundled and --model both name a model; give one"),
+    (["--bundled", "mbt2018-mean", "--quality", "7"], "no bundled mbt2018-mean model of quality 7"),
 ])
 def test_bad_options_get_one_line_errors(tmp_path, images, capsys, args, message):
     assert run_cli("refine", images[0], "--out", tmp_path / "out", *args) == 1
@@ -315,3 +317,21 @@ def test_a_target_size_run_can_be_resumed(tmp_path, images, capsys, monkeypatch)
     calls = interrupt_on_call(monkeypatch, 99)
     assert run_cli("refine", *images, *common, "--resume") == 0
     assert calls == [[str(images[1])]] and "cannot resume" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("architecture", ["mbt2018", "cheng2020-anchor"])
+def test_a_bundled_context_model_refines_and_decodes(tmp_path, images, capsys, architecture):
+    out = tmp_path / "out"
+    assert run_cli("refine", images[0], "--bundled", architecture, "--iterations", 20, "--out", out) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"].startswith(f"bundled:{architecture}:q3:")
+    row = metrics["images"][0]
+    assert row["refined"]["loss"] < row["base"]["loss"]
+    assert run_cli("decode", out / "one.bin", "--out", tmp_path / "decoded.png") == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "decoded.png")), np.asarray(Image.open(out / "one.png")))
+
+
+def test_demo_runs_on_a_bundled_context_model(capsys):
+    assert run_cli("demo", "--bundled", "mbt2018", "--crop", 64, "--iterations", 10) == 0
+    printed = capsys.readouterr().out
+    assert "model bundled:mbt2018:q3:" in printed and "true RD loss" in printed

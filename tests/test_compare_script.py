@@ -10,7 +10,7 @@ SCRIPT = Path(__file__).parent.parent / "bench" / "compare.py"
 
 
 @pytest.mark.parametrize("command", ["methods", "tau", "ssl-shape", "rd", "multirate", "early-stop", "budget",
-                                     "schedules", "target"])
+                                     "schedules", "target", "architectures"])
 def test_comparison_writes_tables_and_plot(tmp_path, command):
     proc = subprocess.run([sys.executable, str(SCRIPT), command, "--iterations", "2", "--long-iterations", "3",
                            "--targets", "0.5", "--crop", "64", "--check-every", "1", "--out", str(tmp_path)],

@@ -28,7 +28,8 @@ LAMBDAS = {1: 0.0035, 2: 0.0067, 3: 0.0130, 4: 0.0250}
 # (N, M) of the bundles; Cheng et al.'s models have M = N
 SIZES = {"bmshj2018-factorized": (48, 64), "bmshj2018-hyperprior": (48, 64), "mbt2018-mean": (48, 64),
          "mbt2018": (48, 64), "cheng2020-anchor": (48, 48), "cheng2020-attn": (48, 48)}
-CODER_TABLES = ("_quantized_cdf", "_offset", "_cdf_length")  # entropy coder buffers; CompressAI resizes them
+# the entropy coders' buffers: CompressAI's load_state_dict needs them and resizes them
+CODER_TABLES = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
 COLOUR_SHARE = 0.75  # of the crops, the rest from the grayscale images (as three equal channels)
 
 
