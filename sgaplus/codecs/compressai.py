@@ -1,5 +1,7 @@
-"""Adapter for CompressAI's hyperprior models: MeanScaleHyperprior (mbt2018-mean) and ScaleHyperprior
-(bmshj2018-hyperprior)."""
+"""What CompressAI's adapters share (CompressAIAdapter), and the adapter for its hyperprior models:
+MeanScaleHyperprior (mbt2018-mean) and ScaleHyperprior (bmshj2018-hyperprior)."""
+from abc import abstractmethod
+
 import torch
 
 from .base import HyperpriorCodec
@@ -22,17 +24,20 @@ def check_model(model, classes, excluded=()):
         raise TypeError(f"expected a CompressAI {names}, got {type(model).__name__}")
 
 
-class CompressAIHyperprior(HyperpriorCodec):
-    """Wraps a CompressAI MeanScaleHyperprior or ScaleHyperprior (updated with model.update())."""
+class CompressAIAdapter(HyperpriorCodec):
+    """A CompressAI model (updated with model.update()) of the classes `wraps` names, its id and training lambda;
+    g_a and g_s."""
+
+    @staticmethod
+    @abstractmethod
+    def wraps():
+        """(the CompressAI classes this adapter takes, subclasses of them it refuses)."""
 
     def __init__(self, model, model_id, lmbda=None):
-        from compressai.models import JointAutoregressiveHierarchicalPriors, MeanScaleHyperprior, ScaleHyperprior
-        if not self.context_model:  # a context model subclasses MeanScaleHyperprior but codes otherwise
-            check_model(model, (MeanScaleHyperprior, ScaleHyperprior), JointAutoregressiveHierarchicalPriors)
+        check_model(model, *self.wraps())
         self.model = model.eval().requires_grad_(False)
         self.model_id = model_id
         self.lmbda = lmbda
-        self.has_means = isinstance(model, MeanScaleHyperprior)
 
     def to(self, device):
         self.model.to(device)
@@ -40,6 +45,24 @@ class CompressAIHyperprior(HyperpriorCodec):
 
     def analysis(self, x):
         return self.model.g_a(x)
+
+    def synthesis(self, y_hat):
+        return self.model.g_s(y_hat)
+
+
+class CompressAIHyperprior(CompressAIAdapter):
+    """Wraps a CompressAI MeanScaleHyperprior or ScaleHyperprior."""
+
+    @staticmethod
+    def wraps():
+        from compressai.models import JointAutoregressiveHierarchicalPriors, MeanScaleHyperprior, ScaleHyperprior
+        # a context model subclasses MeanScaleHyperprior but codes otherwise
+        return (MeanScaleHyperprior, ScaleHyperprior), (JointAutoregressiveHierarchicalPriors,)
+
+    def __init__(self, model, model_id, lmbda=None):
+        super().__init__(model, model_id, lmbda)
+        from compressai.models import MeanScaleHyperprior
+        self.has_means = isinstance(model, MeanScaleHyperprior)
 
     def hyper_analysis(self, y):
         return self.model.h_a(y)
@@ -53,9 +76,6 @@ class CompressAIHyperprior(HyperpriorCodec):
             scales, means = params.chunk(2, 1)
             return scales, means
         return params, None
-
-    def synthesis(self, y_hat):
-        return self.model.g_s(y_hat)
 
     def bits(self, y_hat, z_hat, scales, means):
         gc = self.model.gaussian_conditional

@@ -7,7 +7,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from .compressai import CompressAIHyperprior, check_model
+from .compressai import CompressAIHyperprior
 
 MAX_SWEEPS = 64  # parallel fixed-point sweeps before the exact hard y_hat is computed serially instead
 SWEEP_TOLERANCE = 1e-4  # converged: no symbol changed and no value of y_hat moved more than this in a sweep
@@ -23,13 +23,16 @@ class CompressAIContext(CompressAIHyperprior):
     """
     context_model = True
 
-    def __init__(self, model, model_id, lmbda=None):
+    @staticmethod
+    def wraps():
         from compressai.models import JointAutoregressiveHierarchicalPriors
-        check_model(model, (JointAutoregressiveHierarchicalPriors,))
+        return (JointAutoregressiveHierarchicalPriors,), ()
+
+    def __init__(self, model, model_id, lmbda=None):
+        super().__init__(model, model_id, lmbda)
         if model.context_prediction.kernel_size != (KERNEL, KERNEL):
             raise TypeError(f"expected a {KERNEL}x{KERNEL} context prediction, "
                             f"got {model.context_prediction.kernel_size}")
-        super().__init__(model, model_id, lmbda)
         # CompressAI masks the weight in place when the layer runs forward, and its decoder reads the weight
         # unmasked: mask it once here, so every path below and the decoder use the same (masked) weight
         layer = model.context_prediction
