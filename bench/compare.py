@@ -189,6 +189,17 @@ def refine_kwargs(args):
     return {"check_every": args.check_every}
 
 
+def pillow_gaps(pillow, r):
+    """{minus_jpeg_db, minus_webp_db}: a run's PSNR minus each Pillow codec's at the same file rate, per image then
+    averaged (None where a file rate lies outside the Pillow curve)."""
+    out = {}
+    for fmt, per_image in pillow.items():
+        gaps = [None if (p := psnr_at(curve, bpp)) is None else mine - p
+                for curve, bpp, mine in zip(per_image, r["file_bpp"], r["per_image_psnr"])]
+        out[f"minus_{fmt.lower()}_db"] = None if None in gaps else mean(gaps)
+    return out
+
+
 def codec_on(args, quality):
     return load_codec(args.model, quality, args.checkpoint, bundled=args.bundled).to(args.device)
 
@@ -250,13 +261,9 @@ def cmd_rd(args, x, meta):
         codec = codec_on(args, quality)
         for name, (method, classes, a) in variants:
             r = run(codec, x, method, classes, a, files=True, iterations=args.iterations, **refine_kwargs(args))
-            point = {"quality": quality, "lmbda": codec.lmbda, "bpp": r["mean_file_bpp"], "psnr": r["psnr"],
-                     "likelihood_bpp": r["bpp"], "loss": r["loss"]}
-            for fmt, per_image in pillow.items():
-                gaps = [None if (p := psnr_at(curve, bpp)) is None else mine - p
-                        for curve, bpp, mine in zip(per_image, r["file_bpp"], r["per_image_psnr"])]
-                point[f"minus_{fmt.lower()}_db"] = None if None in gaps else mean(gaps)
-            curves[name].append(point)
+            curves[name].append({"quality": quality, "lmbda": codec.lmbda, "bpp": r["mean_file_bpp"],
+                                 "psnr": r["psnr"], "likelihood_bpp": r["bpp"], "loss": r["loss"],
+                                 **pillow_gaps(pillow, r)})
     for fmt, per_image in pillow.items():  # averaged over images, quality by quality, as the models' points
         curves[fmt.lower()] = [{"quality": q, "bpp": mean([c[k][0] for c in per_image]),
                                 "psnr": mean([c[k][1] for c in per_image])} for k, q in enumerate(PILLOW_QUALITIES)]
@@ -420,7 +427,7 @@ def cmd_target(args, x, meta):
 def cmd_architectures(args, x, meta):
     """Each bundled architecture's default quality: the codec's own latents against SSL refinement (true loss,
     real file bpp, PSNR, time)."""
-    rows = []
+    rows, pillow = [], {fmt: pillow_curve(x, fmt) for fmt in ("JPEG", "WEBP")}
     for architecture in tqdm(bundled_architectures(), desc="architectures"):
         codec = load_codec(bundled=architecture).to(args.device)
         base = run(codec, x, "base", files=True)
@@ -431,7 +438,9 @@ def cmd_architectures(args, x, meta):
                      "base_file_bpp": base["mean_file_bpp"], "refined_file_bpp": refined["mean_file_bpp"],
                      "refined_likelihood_bpp": refined["bpp"], "base_psnr": base["psnr"],
                      "refined_psnr": refined["psnr"], "seconds": refined["seconds"],
-                     "seconds_per_iteration": refined["seconds"] / max(args.iterations, 1)})
+                     "seconds_per_iteration": refined["seconds"] / max(args.iterations, 1),
+                     **{f"base_{k}": v for k, v in pillow_gaps(pillow, base).items()},
+                     **{f"refined_{k}": v for k, v in pillow_gaps(pillow, refined).items()}})
 
     def plot(plt):
         fig, ax = plt.subplots(figsize=(6.5, 4.5))
