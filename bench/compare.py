@@ -47,7 +47,7 @@ from sgaplus.stopping import EarlyStopping
 METHODS = [("base", 2, None), ("ste", 2, None), ("uniform", 2, None), ("atanh", 2, None), ("linear", 2, None),
            ("cosine", 2, None), ("ssl", 2, 2.3), ("linear", 3, None), ("cosine", 3, None), ("ssl", 3, 1.4)]
 SGA_METHODS = [("atanh", 2, None), ("linear", 2, None), ("cosine", 2, None), ("ssl", 2, 2.3)]
-PILLOW_QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90)  # JPEG and WebP settings of the RD comparison
+PILLOW_QUALITIES = (1, 3, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90)  # JPEG and WebP settings of the RD comparison
 
 
 def label(method, classes, a=None):
