@@ -3,7 +3,7 @@ cold start and from the previous check's latents, as the refiner runs it) agains
 one relaxed refinement step. Writes bench/results/context-check-<device>.{json,md}.
 
     python bench/context_check.py                       # bundled context models, held-out images, CPU
-    python bench/context_check.py --sizes 256 512 --device cuda
+    python bench/context_check.py --sizes 256 384 --device cuda
 """
 import argparse
 import json
@@ -67,7 +67,7 @@ def measure(codec, x, device, repeats):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 384])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from .compressai import CompressAIHyperprior
 
-MAX_SWEEPS = 64  # parallel fixed-point sweeps before the exact hard y_hat is computed serially instead
+MAX_SWEEPS = 128  # parallel fixed-point sweeps before the exact hard y_hat is computed serially instead
 SWEEP_TOLERANCE = 1e-4  # converged: no symbol changed and no value of y_hat moved more than this in a sweep
 KERNEL = 5  # CompressAI's context prediction kernel (its compress and decompress assume it)
 PAD = KERNEL // 2
