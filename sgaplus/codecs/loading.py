@@ -18,19 +18,20 @@ def bundled_key(architecture, quality):
     return f"{architecture}:q{quality}"
 
 
-def bundled_models(architecture=DEFAULT_BUNDLED_ARCHITECTURE):
-    """{quality: metadata} of the checkpoints of `architecture` shipped in sgaplus/assets (see assets/models.json)."""
+def _bundled_entries():
+    """The metadata of every checkpoint shipped in sgaplus/assets (assets/models.json; none if it is missing)."""
     index = ASSETS / "models.json"
-    if not index.is_file():
-        return {}
-    return {entry["quality"]: entry for entry in json.loads(index.read_text()).values()
-            if entry["architecture"] == architecture}
+    return list(json.loads(index.read_text()).values()) if index.is_file() else []
+
+
+def bundled_models(architecture=DEFAULT_BUNDLED_ARCHITECTURE):
+    """{quality: metadata} of the checkpoints of `architecture` shipped in sgaplus/assets."""
+    return {entry["quality"]: entry for entry in _bundled_entries() if entry["architecture"] == architecture}
 
 
 def bundled_architectures():
     """The architectures of the bundled models, the default first."""
-    index = ASSETS / "models.json"
-    found = {entry["architecture"] for entry in json.loads(index.read_text()).values()} if index.is_file() else set()
+    found = {entry["architecture"] for entry in _bundled_entries()}
     return tuple(sorted(found, key=lambda name: (name != DEFAULT_BUNDLED_ARCHITECTURE, name)))
 
 
@@ -42,14 +43,19 @@ def default_bundled_quality(architecture=DEFAULT_BUNDLED_ARCHITECTURE):
     return sorted(models)[len(models) // 2]
 
 
-def load_bundled(architecture=DEFAULT_BUNDLED_ARCHITECTURE, quality=None):
-    """The bundled model of `architecture` and `quality` (default: the middle one) and its metadata."""
+def bundled_path(architecture=DEFAULT_BUNDLED_ARCHITECTURE, quality=None):
+    """The checkpoint file of the bundled model of `architecture` and `quality` (default: the middle one)."""
     if quality is None:
         quality = default_bundled_quality(architecture)
     models = bundled_models(architecture)
     if quality not in models:
         raise CheckpointError(f"no bundled {architecture} model of quality {quality}; bundled: {sorted(models)}")
-    return load_checkpoint(ASSETS / models[quality]["file"])
+    return ASSETS / models[quality]["file"]
+
+
+def load_bundled(architecture=DEFAULT_BUNDLED_ARCHITECTURE, quality=None):
+    """The bundled model of `architecture` and `quality` (default: the middle one) and its metadata."""
+    return load_checkpoint(bundled_path(architecture, quality))
 
 
 def load_zoo(architecture, quality):
@@ -87,9 +93,10 @@ def load_codec(architecture=None, quality=None, checkpoint=None, bundled=DEFAULT
         model_id = f"zoo:{architecture}:q{quality}"
     else:
         quality = default_bundled_quality(bundled) if quality is None else quality
-        model, meta = load_bundled(bundled, quality)
+        path = bundled_path(bundled, quality)
+        model, meta = load_checkpoint(path)
         # the weights' digest: a bitstream names the exact bundled model it was made with
-        model_id = f"bundled:{bundled}:q{quality}:{file_digest(ASSETS / bundled_models(bundled)[quality]['file'])[:8]}"
+        model_id = f"bundled:{bundled}:q{quality}:{file_digest(path)[:8]}"
     return registry.adapter(meta["architecture"])(model, model_id, meta["info"].get("lmbda"))
 
 
