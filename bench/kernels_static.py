@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE.parent / "tools"))
 
 import compile_kernels  # noqa: E402
 
-from sgaplus.ops.rounding import kernels  # noqa: E402
+from sgaplus.kernels import rounding  # noqa: E402
 
 # Published figures: SM count, boost clock (GHz), DRAM bandwidth (TB/s). Both issue one warp instruction
 # per clock on each of an SM's 4 schedulers and run 16 MUFU operations per clock per SM.
@@ -78,7 +78,7 @@ def analyse(config, kernel, arch):
     counts = collections.Counter(op.split(".")[0] for op in opcodes)
     executed = len(opcodes) - counts["NOP"]
     resources = dict(re.findall(r"(REG|STACK|SHARED|LOCAL):(\d+)", usage))
-    elements_per_thread = kernels.BLOCK / (32 * kernel.metadata.num_warps)
+    elements_per_thread = rounding.BLOCK / (32 * kernel.metadata.num_warps)
     row = {"config": config.name, "arch": arch, "kernel": kernel.metadata.name,
            "registers": int(resources.get("REG", 0)), "local_bytes": int(resources.get("LOCAL", 0)),
            "spill_instructions": counts["LDL"] + counts["STL"], "branches": counts["BRA"],
@@ -154,7 +154,7 @@ def main(argv=None):
     for line in failed:
         print("FAILED", line)
     report = {"triton": triton.__version__, "torch": str(torch.__version__), "date": datetime.date.today().isoformat(),
-              "block": kernels.BLOCK, "num_warps": kernels.NUM_WARPS, "hardware": HARDWARE, "kernels": rows}
+              "block": rounding.BLOCK, "num_warps": rounding.NUM_WARPS, "hardware": HARDWARE, "kernels": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "kernels-static.json").write_text(json.dumps(report, indent=1) + "\n")
     (args.out / "kernels-static.md").write_text(markdown(report))

@@ -76,7 +76,7 @@ def seconds_per_call(fn, device, reps=20):
 def roofline(n, device, launches=LAUNCHES, reps=20):
     """The kernels' throughput at n float32 elements as a fraction of a device-to-device copy's bandwidth,
     for each launch configuration (BLOCK, num_warps); the default one is marked."""
-    from sgaplus.ops.rounding import kernels as rounding
+    from sgaplus.kernels import rounding
     src = torch.randn(n, device=device)
     dst = torch.empty_like(src)
     copy_bw = 2 * 4 * n / seconds_per_call(lambda: dst.copy_(src), device, reps)

@@ -16,8 +16,8 @@ CONFIGS = [(classes, method) for classes in (2, 3) for method in METHODS[classes
 def backend_uniforms(backend, seed, n_elements, classes, device):
     """The (n_elements, classes - 1) uniforms the backend draws for `seed`."""
     if backend == "triton":
-        from sgaplus.ops.rounding import kernels
-        return kernels.uniforms(seed, n_elements, classes, device)
+        from sgaplus.kernels import rounding
+        return rounding.uniforms(seed, n_elements, classes, device)
     return chunked.uniforms(seed, n_elements, classes, device)
 
 
@@ -75,3 +75,22 @@ def random_codec(architecture, steps=200, seed=0):
         aux_optimizer.step()
     model.update(force=True)
     return registry.adapter(architecture)(model.eval().requires_grad_(False), f"random:{architecture}", 0.01)
+
+
+class PoisonedCodec:
+    """The bundled codec, except that from the n-th relaxed step on, image `victim`'s reconstruction is NaN."""
+
+    def __init__(self, codec, victim, after):
+        self.codec, self.victim, self.after, self.steps = codec, victim, after, 0
+
+    def __getattr__(self, name):
+        return getattr(self.codec, name)
+
+    def synthesis(self, y_hat):
+        x_hat = self.codec.synthesis(y_hat)
+        if torch.is_grad_enabled():  # the relaxed steps (the true-loss checks run without gradients)
+            self.steps += 1
+            if self.steps >= self.after and x_hat.shape[0] > self.victim:  # until the victim leaves the batch
+                x_hat = x_hat.clone()
+                x_hat[self.victim] = float("nan")
+        return x_hat

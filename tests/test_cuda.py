@@ -41,7 +41,7 @@ def test_auto_backend_on_cuda_is_the_kernel():
 
 
 def test_tau_as_cuda_tensor_and_new_tau_does_not_recompile():
-    from sgaplus.ops.rounding import kernels as rounding
+    from sgaplus.kernels import rounding
     y = torch.randn(4096, device="cuda")
     sgaplus.sga_round(y, 0.9)
     compiled = len(rounding.two_class_forward_kernel.device_caches[0][0])

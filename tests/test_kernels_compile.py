@@ -59,7 +59,7 @@ def test_a_broken_kernel_fails_the_compile_check():
     """Negative control: the bug the interpreter let through (a module-level float where Triton needs a
     tl.constexpr global) makes the check fail, with the compiler's reason."""
     run = start(["--arch", 90, "-k", "cosine-2 forward float32 hard"],
-                before="from sgaplus.ops.rounding import scores; scores.HALF_PI = 1.5707963267948966")
+                before="from sgaplus.kernels import scores; scores.HALF_PI = 1.5707963267948966")
     status, output = run.wait(timeout=600), run.stdout.read()
     assert status == 1, output
     assert "0/3 launch configurations compiled" in output and "Cannot access global variable HALF_PI" in output

@@ -32,7 +32,7 @@ def test_uniforms_are_uniform_and_strictly_inside_the_unit_interval(backend, cla
 
 @triton.jit
 def _uniforms_of_bits_kernel(bits_ptr, out_ptr, N: tl.constexpr):
-    from sgaplus.ops.rounding.kernels import three_class_uniforms_from_bits, two_class_uniform_from_bits
+    from sgaplus.kernels.rounding import three_class_uniforms_from_bits, two_class_uniform_from_bits
     i = tl.arange(0, N)
     bits = tl.load(bits_ptr + i)
     u_a, u_b = three_class_uniforms_from_bits(bits, bits)

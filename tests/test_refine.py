@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from helpers import bundled_codec, sample_crop
+from helpers import PoisonedCodec, bundled_codec, sample_crop
 
 import sgaplus
 from sgaplus.codecs.loading import load_codec
@@ -138,25 +138,6 @@ def test_cuda_graphs_reach_about_the_same_true_loss(switches):
     fast = LatentRefiner(codec, iterations=60, **switches).refine(x)
     assert fast.best.loss[0] < 0.99 * fast.base.loss[0]
     assert fast.best.loss[0] == pytest.approx(plain.best.loss[0], rel=0.02)
-
-
-class PoisonedCodec:
-    """The bundled codec, except that from the n-th relaxed step on, image `victim`'s reconstruction is NaN."""
-
-    def __init__(self, codec, victim, after):
-        self.codec, self.victim, self.after, self.steps = codec, victim, after, 0
-
-    def __getattr__(self, name):
-        return getattr(self.codec, name)
-
-    def synthesis(self, y_hat):
-        x_hat = self.codec.synthesis(y_hat)
-        if torch.is_grad_enabled():  # the relaxed steps (the true-loss checks run without gradients)
-            self.steps += 1
-            if self.steps >= self.after and x_hat.shape[0] > self.victim:  # until the victim leaves the batch
-                x_hat = x_hat.clone()
-                x_hat[self.victim] = float("nan")
-        return x_hat
 
 
 def test_a_non_finite_image_is_stopped_at_its_best_and_named():

@@ -3,12 +3,12 @@
     python tools/compile_kernels.py                  # sm_80 and sm_90 (and sm_100 where Triton has it)
     python tools/compile_kernels.py --arch 90 -k cosine
 
-The Triton interpreter, which the CPU test suite runs the kernels through, checks the math but not
-what the compiler checks. This tool goes through the same launch code users hit (the launchers in
-sgaplus/ops/rounding/kernels.py), with a stand-in for Triton's active driver whose target is a real
-GPU and whose launches are warmups: Triton generates PTX and its bundled ptxas assembles it into a
-cubin for that target. It exits 1 and names the configurations that fail. Run it without
-TRITON_INTERPRET. bench/kernels_static.py reads the cubins it makes.
+The Triton interpreter, which the CPU test suite runs the kernels through, checks the math but not what the
+compiler checks. This tool goes through the same launch code users hit (the launchers in kernels/rounding.py,
+installed as sgaplus.kernels.rounding), with a stand-in for Triton's active driver whose target is a real GPU
+and whose launches are warmups: Triton generates PTX and its bundled ptxas assembles it into a cubin for that
+target. It exits 1 and names the configurations that fail. Run it without TRITON_INTERPRET.
+bench/kernels_static.py reads the cubins it makes.
 
 A launch configuration is one specialization the op can ask for: method and class count, forward or
 backward, hard or soft (forward), means absent or present (in y's dtype or float32, which is all the op
@@ -132,7 +132,8 @@ class CompileSession:
 
 def launch(config):
     """Call the op's launcher for one configuration on CPU tensors (the session compiles instead of running)."""
-    from sgaplus.ops.rounding import RoundingConfig, kernels
+    from sgaplus.kernels import rounding
+    from sgaplus.ops.rounding import RoundingConfig
     dtype = DTYPES[config.dtype]
     storage = torch.zeros(N_ELEMENTS + 1, dtype=dtype)
     y = storage[:N_ELEMENTS] if config.aligned else storage[1:]
@@ -140,9 +141,9 @@ def launch(config):
     tau, seed = torch.tensor(0.5), torch.tensor(1)
     cfg = RoundingConfig(config.method, config.classes, config.hard)
     if config.direction == "forward":
-        kernels.forward(y, means, tau, seed, cfg)
+        rounding.forward(y, means, tau, seed, cfg)
     else:
-        kernels.backward(y, means, torch.zeros_like(y), tau, seed, cfg, config.means_grad)
+        rounding.backward(y, means, torch.zeros_like(y), tau, seed, cfg, config.means_grad)
 
 
 def describe(error):

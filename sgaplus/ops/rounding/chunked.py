@@ -1,11 +1,11 @@
 """The op's PyTorch path (backend "torch", any device): the fused kernels' closed-form forward and
 backward, written with torch ops.
 
-Same contract and same identities as kernels.py (docs/rounding.md): two classes use the closed-form
-score gap and one Logistic sample, three classes the per-class scores and the spacings of two sorted
-uniforms. Nothing is saved but y (and means). The work runs in chunks so temporaries stay in cache;
-the uniforms of each chunk come from a torch.Generator seeded with `seed`, drawn again, chunk by chunk,
-in the backward. This stream differs from the kernels' Philox stream for the same seed.
+Same contract and same identities as the Triton kernels (sgaplus.kernels.rounding; docs/rounding.md): two
+classes use the closed-form score gap and one Logistic sample, three classes the per-class scores and the
+spacings of two sorted uniforms. Nothing is saved but y (and means). The work runs in chunks so temporaries
+stay in cache; the uniforms of each chunk come from a torch.Generator seeded with `seed`, drawn again, chunk
+by chunk, in the backward. This stream differs from the kernels' Philox stream for the same seed.
 """
 import torch
 

@@ -1,5 +1,6 @@
 """sga_round: the fused SGA+ rounding op as a registered torch.library op with autograd; input checks and
-dispatch to the Triton kernels (kernels.py) or the chunked PyTorch path (chunked.py)."""
+dispatch to the Triton kernels (sgaplus.kernels.rounding, the repository's kernels/) or the chunked PyTorch
+path (chunked.py)."""
 from typing import List, Optional
 
 import torch
@@ -40,9 +41,9 @@ def _launch_args(backend, y, seed, tau):
     tensors on y's device."""
     if backend == "torch":
         return chunked, validate_tau(tau), int(seed)
-    from . import kernels  # Triton is imported only when it is used
+    from ...kernels import rounding  # Triton is imported only when it is used
     seed, tau = kernel_scalars(seed, tau, y.device)
-    return kernels, tau, seed
+    return rounding, tau, seed
 
 
 # The op is registered with torch.library so torch.compile(fullgraph=True) traces through it as one

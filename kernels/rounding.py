@@ -17,7 +17,8 @@ import torch
 import triton
 import triton.language as tl
 
-from . import config
+from sgaplus.ops.rounding import config
+
 from .scores import fast_div, fast_log, fast_sigmoid, three_class_score, two_class_gap
 
 BLOCK = 1024

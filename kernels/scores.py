@@ -16,7 +16,7 @@ import triton
 import triton.language as tl
 from triton.language.extra.cuda import libdevice
 
-from . import config
+from sgaplus.ops.rounding import config
 
 # Globals a @triton.jit function reads must be tl.constexpr objects (an annotation is not enough: the
 # interpreter accepts it, the compiler does not). Products keep the tensor on the left of a constexpr:
