@@ -2,14 +2,17 @@
 import math
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
+from .best import BestLatents
 from .codecs.base import round_around
+from .history import History
 from .ops._common import check_positive, draw_seed
 from .ops.rounding import METHODS, RoundingConfig, sga_round
+from .refining_batch import RefiningBatch
+from .results import Check, Metrics, RefinementResult
 from .schedule import TemperatureSchedule
 from .stopping import EarlyStopping
 from .target import RateTarget
@@ -24,33 +27,6 @@ def pad_to_multiple(x, multiple):
     h, w = x.shape[-2:]
     pad_h, pad_w = (-h) % multiple, (-w) % multiple
     return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
-
-
-@dataclass
-class Metrics:
-    """Per-image figures of one set of latents: the loss and its parts."""
-    loss: list
-    bpp: list
-    psnr: list
-    mse: list
-
-    def row(self, i):
-        return {"loss": self.loss[i], "bpp": self.bpp[i], "psnr": self.psnr[i], "mse": self.mse[i]}
-
-
-@dataclass
-class RefinementResult:
-    """What a refinement returns: best hard latents, base and best metrics, and the history of checks."""
-    y_hat: torch.Tensor
-    z_hat: torch.Tensor  # None for a codec without z
-    x_hat: torch.Tensor  # reconstruction of the best latents, cropped to the image size
-    base: Metrics
-    best: Metrics
-    best_step: list
-    nonfinite_step: list  # per image: the check step that found it non-finite (it stopped there), or None
-    stopped_step: list  # per image: the check step early stopping ended it at, or None
-    lmbda: list  # per image: the lambda at the end (the refiner's, or where a rate target moved it)
-    history: list = field(default_factory=list)  # per check: step, tau, and per-image lists (see refine)
 
 
 class LatentRefiner:
@@ -190,155 +166,123 @@ class LatentRefiner:
         names it and the steps). Either way it keeps its best latents so far. The history holds, per check,
         each image's checked metrics, or for an image that has left the batch its best ones.
         """
+        self._check_images(x)
+        names = [f"image {i}" for i in range(x.shape[0])] if names is None else list(names)
+        # the SGA methods need two seeds per step: drawn on the image's device (no host sync, no copy)
+        # and outside a compiled loss (no graph break), like the uniform method's noise
+        generator = torch.Generator(device=x.device).manual_seed(self.seed if seed is None else seed)
+        batch = self._start(x)
+        base = self._check(batch)
+        goals = None if self.target is None else self.target.per_image(x.shape[0])  # a rate target's, per image
+        best = BestLatents(base, goals)
+        history = History()
+        history.record(0, self.schedule(0), base, batch.images, best)
+        plateau = self.early_stopping.tracker(base.metrics.loss) if self.early_stopping else None
+        bar = self._progress_bar(names)
+        for step in range(1, self.iterations + 1):
+            tau = self.schedule(step - 1)
+            relaxed_loss = self._step(batch, tau, generator)
+            bar.update(1)
+            if step % self.check_every != 0 and step != self.iterations:
+                continue
+            check = self._check(batch)
+            leaving = self._judge(step, batch, check, best, plateau, names)
+            history.record(step, tau, check, batch.images, best, relaxed_loss.tolist())
+            if goals is not None:
+                batch.set_lambdas([goals[i].next_lmbda(batch.lmbdas[j].item(), check.metrics.bpp[j], self.lmbda)
+                                   for j, i in enumerate(batch.images)])
+            batch.end_check(step, leaving)
+            if not batch.images:
+                break
+            bar.set_postfix(true_loss=f"{best.mean('loss'):.4f}", bpp=f"{best.mean('bpp'):.4f}",
+                            refining=len(batch.images))
+        bar.close()
+        return RefinementResult(best.y_hat, best.z_hat, best.x_hat, base.metrics, best.metrics, best.step,
+                                batch.nonfinite_step, batch.stopped_step, batch.lmbda, history.entries)
+
+    def _check_images(self, x):
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be a (B, 3, H, W) image batch, got shape {tuple(x.shape)}")
         if self.cuda_graphs and not x.is_cuda:
             raise ValueError(f"cuda_graphs needs the image on a CUDA device, got {x.device}")
-        batch, size, pixels = x.shape[0], x.shape[-2:], x.shape[-2] * x.shape[-1]
-        names = [f"image {i}" for i in range(batch)] if names is None else list(names)
-        # the SGA methods need two seeds per step: drawn on the image's device (no host sync, no copy)
-        # and outside a compiled loss (no graph break), like the uniform method's noise
-        generator = torch.Generator(device=x.device).manual_seed(self.seed if seed is None else seed)
+
+    def _start(self, x):
+        """The batch's state before the first step: the codec's own latents of x, to be optimized."""
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         x = x.contiguous(memory_format=memory_format)
         with torch.no_grad():
             y = self.codec.analysis(pad_to_multiple(x, self.codec.multiple))
-            z = self.codec.hyper_analysis(y)
-        y = y.contiguous(memory_format=memory_format).detach().requires_grad_()
-        if z is not None:  # None: a codec without z
-            z = z.contiguous(memory_format=memory_format).detach().requires_grad_()
-        optimizer = torch.optim.Adam([y] if z is None else [y, z], lr=self.lr)
-        active = list(range(batch))  # the images still refining, as rows of x, y and z
-        # a context model's state, rows as y's: the rounding centres of the next relaxed step (the previous
-        # iterate's means) and the last check's hard y_hat (where the next check's fixed point starts)
-        context = {"means": None, "y_hat": None}
+            z = self.codec.hyper_analysis(y)  # None: a codec without z
+        return RefiningBatch(x, y, z, self.lr, self.lmbda, self.target is not None, memory_format)
 
-        # per-image lambdas, moved toward the rate target at each check (a rate target only)
-        lmbdas = None if self.target is None else torch.full((batch,), self.lmbda, device=x.device)
-        goal = None if self.target is None else self.target.per_image(batch)
+    def _step(self, batch, tau, generator):
+        """One relaxed step of every row (forward, backward, Adam); returns the rows' relaxed losses."""
+        if self.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()  # the previous step's graph outputs are done with
+        rng = generator if self.method == "uniform" else draw_seed(generator, shape=(2,))
+        tau = torch.full((), tau, dtype=torch.float64, device=batch.x.device)
+        with self._precision():
+            with torch.autocast(batch.x.device.type, dtype=self.autocast_dtype,
+                                enabled=self.autocast_dtype is not None):
+                loss, centres = self._loss(batch.x, batch.y, batch.z, tau, rng, batch.lmbdas, batch.centres)
+                loss = loss.float()
+            if centres is not None:  # a cuda graph's outputs are overwritten by its next replay
+                batch.centres = centres.clone() if self.cuda_graphs else centres
+            batch.optimizer.zero_grad(set_to_none=True)
+            loss.sum().backward()
+        batch.flag_nonfinite(loss)
+        batch.optimizer.step()
+        return loss.detach()
 
-        def check():
-            """The true loss: the hard latents the encoder writes (for a context model, its fixed point)."""
-            with torch.no_grad():
-                z_hat = None if z is None else round_around(z, self.codec.z_offsets())
-                y_hat, scales, means, sweeps = self.codec.encoder_y(y, z_hat, start=context["y_hat"])
-                loss, bits, mse, x_hat = self._rd_loss(x, size, y_hat, z_hat, scales, means, clamp=True,
-                                                       lmbda=lmbdas)
-            if self.codec.context_model:
-                context["y_hat"] = y_hat
-                if context["means"] is None:  # the first relaxed step rounds around the encoder's means
-                    context["means"] = means
-            return self._metrics(loss, bits, mse, pixels), x_hat, y_hat, z_hat, sweeps
+    def _check(self, batch):
+        """The true loss of every row: the hard latents the encoder writes (for a context model, its fixed point)."""
+        with torch.no_grad():
+            z_hat = None if batch.z is None else round_around(batch.z, self.codec.z_offsets())
+            y_hat, scales, means, sweeps = self.codec.encoder_y(batch.y, z_hat, start=batch.start)
+            loss, bits, mse, x_hat = self._rd_loss(batch.x, batch.size, y_hat, z_hat, scales, means, clamp=True,
+                                                   lmbda=batch.lmbdas)
+        if self.codec.context_model:
+            batch.start = y_hat
+            if batch.centres is None:  # the first relaxed step rounds around the encoder's means
+                batch.centres = means
+        pixels = batch.size[0] * batch.size[1]
+        return Check(self._metrics(loss, bits, mse, pixels), x_hat, y_hat, z_hat, sweeps)
 
-        def improves(i, j, metrics):
-            """Whether row j's checked latents beat image i's best: a lower true loss, or with a rate target
-            a better place against the target (RateTarget.rank)."""
-            if goal is None:
-                return metrics.loss[j] < best.loss[i]
-            return goal[i].rank(metrics.bpp[j], metrics.mse[j]) < goal[i].rank(best.bpp[i], best.mse[i])
-
-        def record(step, tau, metrics, sweeps, relaxed_loss=None):
-            """A history entry over all images: the checked metrics of active ones, the best of the others, and
-            the check's fixed-point sweeps (a context model; 0 otherwise)."""
-            row = {i: j for j, i in enumerate(active)}
-            entry = {"step": step, "tau": tau, "sweeps": sweeps, "relaxed_loss": None if relaxed_loss is None else
-                     [relaxed_loss[row[i]] if i in row else None for i in range(batch)]}
-            for name, values in vars(metrics).items():
-                entry[name] = [values[row[i]] if i in row else getattr(best, name)[i] for i in range(batch)]
-            history.append(entry)
-
-        base, x_best, y_best, z_best, sweeps = check()
-        best = Metrics(*(list(v) for v in vars(base).values()))
-        history, tau = [], self.schedule(0)
-        record(0, tau, base, sweeps)
-        best_step, nonfinite_step, stopped_step = [0] * batch, [None] * batch, [None] * batch
-        lmbda_by_image = {i: self.lmbda for i in range(batch)}
-        plateau = self.early_stopping.tracker(base.loss) if self.early_stopping else None
-        nonfinite = torch.zeros(batch, dtype=torch.bool, device=x.device)  # since the last check, per row
-        last_check = 0
-        bar = None
-        if self.progress and self.iterations:
-            from tqdm import tqdm
-            label = ", ".join(names)
-            bar = tqdm(total=self.iterations, unit="it",
-                       desc=f"{self.method}: {label if len(label) <= 40 else label[:37] + '...'}")
-        for step in range(1, self.iterations + 1):
-            tau = self.schedule(step - 1)
-            if self.cuda_graphs:
-                torch.compiler.cudagraph_mark_step_begin()  # the previous step's graph outputs are done with
-            rng = generator if self.method == "uniform" else draw_seed(generator, shape=(2,))
-            with self._precision():
-                with torch.autocast(x.device.type, dtype=self.autocast_dtype,
-                                    enabled=self.autocast_dtype is not None):
-                    loss, means = self._loss(x, y, z, torch.full((), tau, dtype=torch.float64, device=x.device),
-                                             rng, lmbdas, context["means"])
-                    loss = loss.float()
-                if means is not None:  # a cuda graph's outputs are overwritten by its next replay
-                    context["means"] = means.clone() if self.cuda_graphs else means
-                optimizer.zero_grad(set_to_none=True)
-                loss.sum().backward()
-            nonfinite |= ~torch.isfinite(loss.detach())
-            optimizer.step()
-            if bar is not None:
-                bar.update(1)
-            if step % self.check_every != 0 and step != self.iterations:
+    def _judge(self, step, batch, check, best, plateau, names):
+        """Each row's part of a check; returns the rows leaving the batch. A row that went non-finite since the last
+        check leaves at its best latents (warned: its latents since then don't count); any other row's checked
+        latents become its image's best if they beat it, and it leaves when early stopping finds a plateau."""
+        leaving = []
+        for j, (i, bad) in enumerate(zip(batch.images, batch.nonfinite_rows())):
+            if bad:
+                batch.nonfinite_step[i] = step
+                leaving.append(j)
+                warnings.warn(f"{names[i]}: non-finite relaxed loss or latents between steps {batch.last_check + 1} "
+                              f"and {step}; it stops refining and keeps its best latents (from step "
+                              f"{best.step[i]})", RuntimeWarning, stacklevel=3)
                 continue
-            metrics, x_hat, y_hat, z_hat, sweeps = check()
-            with torch.no_grad():
-                nonfinite |= ~torch.isfinite(y).flatten(1).all(1)
-                if z is not None:
-                    nonfinite |= ~torch.isfinite(z).flatten(1).all(1)
-            bad, leaving = nonfinite.tolist(), []
-            for j, i in enumerate(active):
-                if bad[j]:  # latents that went through non-finite steps don't count
-                    nonfinite_step[i] = step
-                    leaving.append(j)
-                    warnings.warn(f"{names[i]}: non-finite relaxed loss or latents between steps {last_check + 1} "
-                                  f"and {step}; it stops refining and keeps its best latents (from step "
-                                  f"{best_step[i]})", RuntimeWarning, stacklevel=2)
-                    continue
-                if improves(i, j, metrics):
-                    for name, values in vars(best).items():
-                        values[i] = getattr(metrics, name)[j]
-                    best_step[i] = step
-                    x_best[i], y_best[i] = x_hat[j], y_hat[j]
-                    if z is not None:
-                        z_best[i] = z_hat[j]
-                if plateau is not None and plateau.plateaued(i, best.loss[i]):
-                    stopped_step[i] = step
-                    leaving.append(j)
-            record(step, tau, metrics, sweeps, loss.tolist())
-            last_check = step
-            if lmbdas is not None:
-                lmbdas = torch.tensor([goal[i].next_lmbda(lmbdas[j].item(), metrics.bpp[j], self.lmbda)
-                                       for j, i in enumerate(active)], device=x.device)
-                lmbda_by_image.update(zip(active, lmbdas.tolist()))
-            if leaving:
-                rows = [j for j in range(len(active)) if j not in leaving]
-                active = [active[j] for j in rows]
-                if not active:
-                    break
-                x, y, z, optimizer = self._keep_rows(rows, x, y, z, optimizer, memory_format)
-                context = {key: None if value is None else value[rows] for key, value in context.items()}
-                lmbdas = None if lmbdas is None else lmbdas[torch.tensor(rows, device=x.device)]
-            nonfinite = torch.zeros(len(active), dtype=torch.bool, device=x.device)
-            if bar is not None:
-                bar.set_postfix(true_loss=f"{sum(best.loss) / batch:.4f}", bpp=f"{sum(best.bpp) / batch:.4f}",
-                                refining=len(active))
-        if bar is not None:
-            bar.close()
-        return RefinementResult(y_best, z_best, x_best, base, best, best_step, nonfinite_step, stopped_step,
-                                [lmbda_by_image[i] for i in range(batch)], history)
+            best.offer(i, j, check, step)
+            if plateau is not None and plateau.plateaued(i, best.metrics.loss[i]):
+                batch.stopped_step[i] = step
+                leaving.append(j)
+        return leaving
 
-    def _keep_rows(self, rows, x, y, z, optimizer, memory_format):
-        """x, y, z (None without z) and the optimizer (with its moments) restricted to `rows` of the batch."""
-        index = torch.tensor(rows, device=x.device)
-        latents = (y,) if z is None else (y, z)
-        kept = [t.detach()[index].contiguous(memory_format=memory_format).requires_grad_() for t in latents]
-        new = torch.optim.Adam(kept, lr=self.lr)
-        for old_param, new_param in zip(latents, kept):
-            state = optimizer.state.get(old_param)
-            if state:
-                new.state[new_param] = {key: (value if value.dim() == 0 else value[index]).clone()
-                                        for key, value in state.items()}
-        return x[index], kept[0], None if z is None else kept[1], new
+    def _progress_bar(self, names):
+        """A tqdm bar naming the images (when progress is on and there are steps), else one that shows nothing."""
+        if not (self.progress and self.iterations):
+            return _NoProgressBar()
+        from tqdm import tqdm
+        label = ", ".join(names)
+        return tqdm(total=self.iterations, unit="it",
+                    desc=f"{self.method}: {label if len(label) <= 40 else label[:37] + '...'}")
+
+
+class _NoProgressBar:
+    def update(self, n):
+        pass
+
+    def set_postfix(self, **values):
+        pass
+
+    def close(self):
+        pass
