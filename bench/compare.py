@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import device_name
 from tqdm import tqdm
 
 from sgaplus.bd import bd_psnr, bd_rate
@@ -482,7 +483,7 @@ def main():
         args.quality = default_bundled_quality(args.bundled)
     meta = {"command": args.command, "codec": codec_on(args, args.quality).model_id, "images": args.images,
             "crop": args.crop, "iterations": args.iterations,
-            "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+            "device": device_name(args.device),
             "torch": str(torch.__version__), "date": time.strftime("%Y-%m-%d")}
     suffix = ("" if args.bundled == DEFAULT_BUNDLED_ARCHITECTURE else f"-{args.bundled}") if not (
         args.model or args.checkpoint) else f"-zoo-{args.model}" if args.model else f"-{args.checkpoint.stem}"

@@ -7,12 +7,12 @@ one relaxed refinement step. Writes bench/results/context-check-<device>.{json,m
 """
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from machine import device_name
 
 from sgaplus.codecs import registry
 from sgaplus.codecs.loading import bundled_architectures, load_codec
@@ -82,8 +82,7 @@ def main():
                    **measure(codec, x.to(args.device), args.device, args.repeats)}
             rows.append(row)
             print(json.dumps(row))
-    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else \
-        f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+    device = device_name(args.device)
     name = "cpu" if args.device == "cpu" else torch.cuda.get_device_name().lower().replace(" ", "-")
     meta = {"device": device, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "rows": rows,
             "note": "medians of --repeats runs; the serial computation once; batch = the held-out images"}

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import torch
+from machine import device_name
 
 from sgaplus.codecs.loading import load_codec
 from sgaplus.images import EVAL_IMAGES, TRAIN_IMAGES, load_shipped_image
@@ -116,7 +117,7 @@ def main():
         baseline_loss += loss
     per_image = baseline_time / args.baseline_images
     report = {
-        "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+        "device": device_name(args.device),
         "torch": str(torch.__version__), "date": time.strftime("%Y-%m-%d"), "model": codec.model_id,
         "images": args.images, "image_size": f"{args.width}x{args.height}", "iterations": args.iterations,
         "batch": args.batch,

@@ -11,7 +11,6 @@ kernel launch configuration (BLOCK, num_warps) in LAUNCHES.
 import argparse
 import datetime
 import json
-import platform
 import re
 import subprocess
 import sys
@@ -24,16 +23,8 @@ import torch
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
+from machine import device_name  # noqa: E402
 from registry import CONTENDERS, DEVICE, HEADLINE_CONFIGS, LAUNCHES, SIZES, config, kept_bytes, rounding_fn, synchronize  # noqa: E402,E501
-
-
-def device_name():
-    if DEVICE == "cuda":
-        return torch.cuda.get_device_name()
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return f"CPU {line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
-    return f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
 def slug(name):
@@ -210,7 +201,7 @@ def main():
             sys.exit("benchmarks failed")
         benchmarks = json.loads(raw.read_text())
     import triton
-    name = device_name()
+    name = device_name(DEVICE)
     stem = args.out / slug(name)
     report = {"device": name, "torch": str(torch.__version__), "triton": triton.__version__,
               "date": datetime.date.today().isoformat(), "memory": memory_table(),
