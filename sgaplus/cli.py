@@ -9,7 +9,7 @@ import torch
 
 from . import __version__, distributed, pipeline
 from .bitstream import MAX_PIXELS, decode
-from .codecs import registry
+from .codecs import registry, vbr
 from .codecs.loading import DEFAULT_BUNDLED_ARCHITECTURE, bundled_architectures, codec_for_id, load_codec
 from .errors import SgaplusError, UsageError
 from .images import EVAL_IMAGES, load_shipped_image, read_rgb, write_png
@@ -37,20 +37,25 @@ def _add_model_args(parser):
     group.add_argument("--bundled", choices=bundled_architectures(), metavar="ARCHITECTURE",
                        help=f"a bundled model, offline: {', '.join(bundled_architectures())}")
     group.add_argument("--model", choices=registry.architectures(), metavar="ARCHITECTURE",
-                       help=f"CompressAI zoo architecture (downloads weights): {', '.join(registry.architectures())}")
+                       help=f"a CompressAI image model: its zoo weights (downloaded), or with --checkpoint its "
+                            f"weights as a CompressAI state dict: {', '.join(registry.architectures())}")
     group.add_argument("--quality", type=int, help="zoo quality, or bundled model quality (default: 3 for the zoo, "
                                                    "the middle one bundled)")
-    group.add_argument("--checkpoint", type=Path, help="an sgaplus checkpoint file (see tools/train_base.py)")
+    group.add_argument("--checkpoint", type=Path, help="an sgaplus checkpoint file (see tools/train_base.py), or "
+                                                       "with --model a CompressAI state dict")
+    rate = group.add_mutually_exclusive_group()
+    rate.add_argument("--level", type=int, help="a variable-rate model's rate level (default: the middle one; with "
+                                                "--lmbda or a target size, the nearest to it)")
+    rate.add_argument("--gain", type=float, help="a variable-rate model's gain, between its levels' gains")
 
 
 def model_of(args):
     """load_codec's keywords for the model options (one source of weights at most)."""
-    sources = [name for name, given in (("--bundled", args.bundled), ("--model", getattr(args, "model", None)),
-                                        ("--checkpoint", getattr(args, "checkpoint", None))) if given]
-    if len(sources) > 1:
-        raise UsageError(f"{' and '.join(sources)} both name a model; give one")
-    return {"architecture": getattr(args, "model", None), "checkpoint": getattr(args, "checkpoint", None),
-            "bundled": args.bundled or DEFAULT_BUNDLED_ARCHITECTURE}
+    model, checkpoint = getattr(args, "model", None), getattr(args, "checkpoint", None)
+    if args.bundled and (model or checkpoint):
+        raise UsageError(f"--bundled and {'--model' if model else '--checkpoint'} both name a model; give one")
+    return {"architecture": model, "checkpoint": checkpoint, "bundled": args.bundled or DEFAULT_BUNDLED_ARCHITECTURE,
+            "level": getattr(args, "level", None), "gain": getattr(args, "gain", None)}
 
 
 def _add_refine_args(parser):
@@ -170,6 +175,9 @@ def cmd_refine(args):
         quality = pipeline.nearest_bundled_quality(images, target_of(args), device, model["bundled"])
         print(f"target size: starting from bundled model q{quality}, the nearest to the target", file=sys.stderr)
     codec = load_codec(quality=quality, **model).to(device)
+    if codec.variable_rate and args.level is None and args.gain is None and images:
+        codec = _nearest_level(args, codec, images, device, lambda level: load_codec(quality=quality,
+                                                                                     **{**model, "level": level}))
     refiner = _refiner(args, codec)
     out.mkdir(parents=True, exist_ok=True)
     order = {str(p): i for i, p in enumerate(sources)}
@@ -199,6 +207,20 @@ def cmd_refine(args):
         print(f"wrote {len(rows) - len(done)} bitstreams, reconstructions and metrics to {out}{skipped}"
               + (f" ({world} processes)" if world > 1 else ""))
     return 0
+
+
+def _nearest_level(args, codec, images, device, load):
+    """A variable-rate codec at the level nearest to what the options ask for: a target size's file rate, or the
+    --lmbda's training lambda; else the codec as loaded (its middle level)."""
+    if target_of(args) is not None:
+        level = pipeline.nearest_level(images, target_of(args), device, load, codec.model.levels)
+    elif args.lmbda is not None:
+        level = vbr.nearest_level(codec.model, args.lmbda)
+    else:
+        return codec
+    print(f"{codec.model_id.rsplit(':', 1)[0]}: starting from level {level}, the nearest to the "
+          f"{'target' if target_of(args) is not None else 'lambda'}", file=sys.stderr)
+    return load(level).to(device)
 
 
 def target_of(args):

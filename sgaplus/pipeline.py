@@ -43,7 +43,10 @@ def run_settings(args):
     """The settings of a run that --resume must find unchanged (the model is named by the options)."""
     model = str(args.checkpoint) if args.checkpoint else \
         f"{args.model or 'bundled ' + (args.bundled or DEFAULT_BUNDLED_ARCHITECTURE)}:{args.quality}"
-    return {"model_options": model, "lmbda": args.lmbda, "method": args.method, "classes": args.classes,
+    if args.checkpoint and args.model:
+        model += f" ({args.model})"
+    return {"model_options": model, "level": args.level, "gain": args.gain, "lmbda": args.lmbda,
+            "method": args.method, "classes": args.classes,
             "iterations": args.iterations, "schedule": args.schedule, "early_stop": args.early_stop,
             "target_bpp": args.target_bpp, "target_bytes": args.target_bytes}
 
@@ -112,18 +115,29 @@ def file_overhead_bits(codec, x, device):
     return [(real - estimated) * pixels for real, estimated in zip(file_bpp, estimate.bpp)]
 
 
-def nearest_bundled_quality(images, file_bpp_of, device, architecture=DEFAULT_BUNDLED_ARCHITECTURE):
-    """The bundled model of `architecture` whose own files of the images are nearest, on average, to the target
-    file rates."""
+def nearest_codec(images, file_bpp_of, device, codecs):
+    """The key of the codec in {key: codec} whose own files of the images are nearest, on average, to the target
+    file rates (file_bpp_of(image size))."""
     errors = {}
-    for quality in sorted(bundled_models(architecture)):
-        codec = load_codec(quality=quality, bundled=architecture).to(device)
+    for key, codec in codecs.items():
+        codec = codec.to(device)
         gaps = []
         for _, x in images:
             [file_bpp], _ = own_files(codec, x, device)
             gaps.append(abs(file_bpp - file_bpp_of(x.shape[-2:])))
-        errors[quality] = sum(gaps) / len(gaps)
+        errors[key] = sum(gaps) / len(gaps)
     return min(errors, key=errors.get)
+
+
+def nearest_bundled_quality(images, file_bpp_of, device, architecture=DEFAULT_BUNDLED_ARCHITECTURE):
+    """The bundled model of `architecture` whose own files of the images are nearest to the target file rates."""
+    return nearest_codec(images, file_bpp_of, device, {quality: load_codec(quality=quality, bundled=architecture)
+                                                       for quality in sorted(bundled_models(architecture))})
+
+
+def nearest_level(images, file_bpp_of, device, load, levels):
+    """The level of a variable-rate model (load(level) -> its codec) whose own files are nearest to the targets."""
+    return nearest_codec(images, file_bpp_of, device, {level: load(level) for level in range(levels)})
 
 
 def report_target(row, target_file_bpp):

@@ -94,10 +94,12 @@ class LatentRefiner:
             self._loss = torch.compile(self.relaxed_loss, **({} if compile is True else {"backend": compile}))
 
     # relaxations of rounding -------------------------------------------------------------------
-    def _relaxed(self, value, offsets, tau, rng):
+    def _relaxed(self, value, offsets, tau, rng, stream=0):
         """Relaxed rounding of value around offsets (means or medians; None for zero).
 
-        rng: the uniform method's torch.Generator, or the SGA methods' 0-d seed tensor (None: global RNG).
+        rng: the uniform method's torch.Generator, or the SGA methods' 0-d seed tensor (None: global RNG). stream:
+        which of a step's rounding calls this is (a codec that rounds y in several parts numbers them), so that
+        each part draws its own noise (the SGA methods' seed is offset by it).
         """
         if self.method == "ste":
             centred = value if offsets is None else value - offsets
@@ -105,37 +107,37 @@ class LatentRefiner:
             return rounded if offsets is None else rounded + offsets
         if self.method == "uniform":
             return value + torch.empty_like(value).uniform_(-0.5, 0.5, generator=rng)
-        return sga_round(value, tau, means=offsets, config=self.rounding, seed=rng, backend=self.backend)
+        seed = rng if stream == 0 or rng is None else rng + stream
+        return sga_round(value, tau, means=offsets, config=self.rounding, seed=seed, backend=self.backend)
 
-    def _rd_loss(self, x, size, y_hat, z_hat, scales, means, clamp=False, lmbda=None):
-        """(per-image loss, bits, mse, x_hat) of latents y_hat, z_hat and y's entropy parameters.
-
-        clamp: measure the reconstruction as the decoder outputs it (in [0, 1]); the relaxed loss does not.
+    def _rd_loss(self, x, size, y_hat, z_hat, entropy, clamp=False, lmbda=None):
+        """(per-image loss, bits, mse, x_hat) of latents y_hat, z_hat and what the codec's bits need of y's entropy
+        model. clamp: measure the reconstruction as the decoder outputs it (in [0, 1]); the relaxed loss does not.
         lmbda: a (B,) tensor of per-image lambdas instead of self.lmbda.
         """
         x_hat = self.codec.synthesis(y_hat)[..., :size[0], :size[1]]
         if clamp:
             x_hat = x_hat.clamp(0, 1)
         mse = ((x_hat - x) ** 2).flatten(1).mean(dim=1)
-        bits = self.codec.bits(y_hat, z_hat, scales, means)
+        bits = self.codec.bits(y_hat, z_hat, entropy)
         loss = (self.lmbda if lmbda is None else lmbda) * 255 ** 2 * mse + bits / (size[0] * size[1])
         return loss, bits, mse, x_hat
 
-    def relaxed_loss(self, x, y, z, tau, rng=None, lmbda=None, means_before=None):
+    def relaxed_loss(self, x, y, z, tau, rng=None, lmbda=None, centres=None):
         """(per-image loss (B,), next rounding centres) of latents y, z (z None without z) with the method's relaxed
         rounding at temperature tau (a float, or a 0-d tensor).
 
         rng: for the SGA methods a (2,) integer tensor of seeds (z's, then y's); for "uniform" a
         torch.Generator; None draws from torch's global generator. lmbda: per-image lambdas (B,), or None.
-        means_before: a context model's rounding centres for y (the previous iterate's means; the second value
+        centres: a context model's rounding centres for y (the previous iterate's means; the second value
         returned, detached, is this step's); None for other codecs (and None is returned).
         """
         z_rng, y_rng = (rng, rng) if self.method == "uniform" or rng is None else (rng[0], rng[1])
         z_hat = None if z is None else self._relaxed(z, self.codec.z_offsets(), tau, z_rng)
-        y_hat, scales, means = self.codec.y_latents(y, z_hat, lambda v, o: self._relaxed(v, o, tau, y_rng),
-                                                    means_before)
-        loss = self._rd_loss(x, x.shape[-2:], y_hat, z_hat, scales, means, lmbda=lmbda)[0]
-        return loss, (means.detach() if self.codec.context_model else None)
+        y_hat, entropy, centres = self.codec.y_latents(
+            y, z_hat, lambda v, o, stream=0: self._relaxed(v, o, tau, y_rng, stream), centres)
+        loss = self._rd_loss(x, x.shape[-2:], y_hat, z_hat, entropy, lmbda=lmbda)[0]
+        return loss, centres
 
     @contextmanager
     def _precision(self):
@@ -238,13 +240,13 @@ class LatentRefiner:
         """The true loss of every row: the hard latents the encoder writes (for a context model, its fixed point)."""
         with torch.no_grad():
             z_hat = None if batch.z is None else round_around(batch.z, self.codec.z_offsets())
-            y_hat, scales, means, sweeps = self.codec.encoder_y(batch.y, z_hat, start=batch.start)
-            loss, bits, mse, x_hat = self._rd_loss(batch.x, batch.size, y_hat, z_hat, scales, means, clamp=True,
+            y_hat, entropy, centres, sweeps = self.codec.encoder_y(batch.y, z_hat, start=batch.start)
+            loss, bits, mse, x_hat = self._rd_loss(batch.x, batch.size, y_hat, z_hat, entropy, clamp=True,
                                                    lmbda=batch.lmbdas)
         if self.codec.context_model:
             batch.start = y_hat
             if batch.centres is None:  # the first relaxed step rounds around the encoder's means
-                batch.centres = means
+                batch.centres = centres
         pixels = batch.size[0] * batch.size[1]
         return Check(self._metrics(loss, bits, mse, pixels), x_hat, y_hat, z_hat, sweeps)
 

@@ -49,32 +49,54 @@ def bundled_codec(quality=None, architecture="mbt2018-mean"):
     return load_codec(quality=quality, bundled=architecture)
 
 
-@functools.lru_cache(maxsize=None)
-def random_codec(architecture, steps=200, seed=0):
-    """A small model of `architecture` (N=M=32) from random weights, trained for a few steps on crops of a shipped
-    training image so that its entropy models fit its latents (lambda 0.01): a stand-in where none is bundled."""
-    from sgaplus.codecs import registry
-    torch.manual_seed(seed)
-    model = registry.build_model(architecture, 32, 32).train()
+# the constructor options a stand-in (N = M = 32) needs: ELIC's channel groups must add up to M
+STAND_IN_OPTIONS = {name: {"groups": [4, 4, 8, 8, 8]} for name in ("elic2022-official", "elic2022-chandelier")}
+STAND_IN_LEVEL = 4  # a variable-rate stand-in is trained, and refined, at this level
+
+
+def train_briefly(model, steps, lmbda=0.01, **forward):
+    """A few RD steps on crops of a shipped training image, so that a model's entropy models fit its latents."""
     image = load_shipped_image("chelsea")
     aux = [p for name, p in model.named_parameters() if name.endswith(".quantiles")]
     optimizer = torch.optim.Adam([p for name, p in model.named_parameters() if not name.endswith(".quantiles")],
                                  lr=2e-3)
     aux_optimizer = torch.optim.Adam(aux, lr=1e-2)
+    model.train()
     for step in range(steps):
         top, left = (37 * step) % 200, (53 * step) % 350
         x = image[:, top:top + 64, left:left + 64].unsqueeze(0)
-        out = model(x)
+        out = model(x, **forward)
         bits = sum(-torch.log2(likelihood).sum() for likelihood in out["likelihoods"].values())
-        loss = 0.01 * 255 ** 2 * ((out["x_hat"] - x) ** 2).mean() + bits / 64 ** 2
+        loss = lmbda * 255 ** 2 * ((out["x_hat"] - x) ** 2).mean() + bits / 64 ** 2
         optimizer.zero_grad()
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # some architectures diverge from random weights
         optimizer.step()
-        aux_optimizer.zero_grad()
-        model.aux_loss().backward()
+        aux_optimizer.zero_grad()  # every entropy bottleneck's quantiles (CompressAI's aux_loss misses the vbr one)
+        sum(module.loss() for module in model.modules() if hasattr(module, "quantiles")).backward()
         aux_optimizer.step()
     model.update(force=True)
-    return registry.adapter(architecture)(model.eval().requires_grad_(False), f"random:{architecture}", 0.01)
+    return model.eval().requires_grad_(False)
+
+
+@functools.lru_cache(maxsize=None)
+def random_model(architecture, steps=200, seed=0, **options):
+    """A small model of `architecture` (N=M=32) from random weights, trained for a few steps (lambda 0.01)."""
+    from sgaplus.codecs import registry
+    torch.manual_seed(seed)
+    model = registry.build_model(architecture, 32, 32, {**STAND_IN_OPTIONS.get(architecture, {}), **options})
+    variable_rate = registry.adapter(architecture).variable_rate
+    return train_briefly(model, steps, **({"stage": 2, "s": STAND_IN_LEVEL} if variable_rate else {}))
+
+
+@functools.lru_cache(maxsize=None)
+def random_codec(architecture, steps=200, seed=0):
+    """random_model's codec: a stand-in where no model of the architecture is bundled (a variable-rate one at
+    STAND_IN_LEVEL)."""
+    from sgaplus.codecs import registry
+    adapter = registry.adapter(architecture)
+    rate = {"level": STAND_IN_LEVEL} if adapter.variable_rate else {}
+    return adapter(random_model(architecture, steps, seed), f"random:{architecture}", 0.01, **rate)
 
 
 class PoisonedCodec:

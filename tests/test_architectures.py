@@ -9,16 +9,23 @@ from helpers import bundled_codec, random_codec, sample_crop
 from sgaplus.bitstream import decode, encode, pack
 from sgaplus.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from sgaplus.cli import main
-from sgaplus.codecs import context, registry
+from sgaplus.codecs import fixed_point, registry
 from sgaplus.codecs.loading import bundled_architectures, codec_for_id
 from sgaplus.refine import LatentRefiner
 
 ARCHITECTURES = registry.architectures()
 
 
-def test_every_compressai_image_architecture_is_registered():
+def test_every_compressai_image_model_is_registered():
+    """The refinable architectures are CompressAI's registered models less its point-cloud and video ones."""
+    from compressai.registry import MODELS
     from compressai.zoo.image import cfgs
-    assert set(ARCHITECTURES) == set(cfgs)  # CompressAI's zoo lists its image models with weights in cfgs
+    not_images = {name for name, cls in MODELS.items() if ".pointcloud." in cls.__module__ or
+                  ".video." in cls.__module__}
+    assert set(ARCHITECTURES) == set(MODELS) - not_images and len(ARCHITECTURES) == 13
+    assert set(cfgs) < set(ARCHITECTURES) and {"elic2022-official", "elic2022-chandelier",
+                                                "cheng2020-anchor-checkerboard", "mbt2018-vbr"} < set(ARCHITECTURES)
+    assert not not_images & set(ARCHITECTURES) and {"ssf2020", "hrtzxf2022-pcc-rec"} <= not_images
 
 
 def codec_of(architecture):
@@ -91,12 +98,14 @@ def test_parallel_encoder_latents_are_the_serial_encoders(architecture, record_p
     for y, z_hat in context_states(codec, crops):
         serial, serial_symbols = serial_reference(codec, y, z_hat)
         with torch.no_grad():
-            y_hat, _, means, count = codec.encoder_y(y, z_hat)
-            one_sweep_means = codec.gaussian_parameters(codec.hyper_synthesis(z_hat, y.shape), y)[1]
-        assert count <= context.MAX_SWEEPS, "it fell back to serial: the parallel path was not tested"
-        assert torch.equal(torch.round(y - means), serial_symbols)
-        assert (y_hat - serial).abs().max() <= context.SWEEP_TOLERANCE
-        one_sweep_differs.append(not torch.equal(torch.round(y - one_sweep_means), serial_symbols))
+            hyper = codec.hyper_synthesis(z_hat, y.shape)
+            y_hat, _, _, count = codec.encoder_y(y, z_hat)
+            symbols = codec.symbols(y, *codec.gaussian_parameters(hyper, y_hat))[0]
+            one_sweep_symbols = codec.symbols(y, *codec.gaussian_parameters(hyper, y))[0]
+        assert count <= fixed_point.MAX_SWEEPS, "it fell back to serial: the parallel path was not tested"
+        assert torch.equal(symbols, serial_symbols)
+        assert (y_hat - serial).abs().max() <= fixed_point.SWEEP_TOLERANCE
+        one_sweep_differs.append(not torch.equal(one_sweep_symbols, serial_symbols))
         sweeps.append(count)
     assert any(one_sweep_differs)
     record_property("fixed_point_sweeps", sweeps)
@@ -107,7 +116,7 @@ def test_encoder_latents_fall_back_to_serial(monkeypatch):
     """Without convergence in MAX_SWEEPS sweeps, the serial computation gives the hard latents, bit for bit."""
     codec, _ = codec_of("mbt2018")
     [(y, z_hat)] = context_states(codec, [sample_crop(64)])[:1]
-    monkeypatch.setattr(context, "MAX_SWEEPS", 1)
+    monkeypatch.setattr(fixed_point, "MAX_SWEEPS", 1)
     with torch.no_grad():
         y_hat, _, _, count = codec.encoder_y(y, z_hat)
     assert count == 2

@@ -27,7 +27,10 @@ from sgaplus.images import EVAL_IMAGES, GRAYSCALE_TRAIN_IMAGES, TRAIN_IMAGES, lo
 LAMBDAS = {1: 0.0035, 2: 0.0067, 3: 0.0130, 4: 0.0250}
 # (N, M) of the bundles; Cheng et al.'s models have M = N
 SIZES = {"bmshj2018-factorized": (48, 64), "bmshj2018-hyperprior": (48, 64), "mbt2018-mean": (48, 64),
-         "mbt2018": (48, 64), "cheng2020-anchor": (48, 48), "cheng2020-attn": (48, 48)}
+         "mbt2018": (48, 64), "cheng2020-anchor": (48, 48), "cheng2020-attn": (48, 48),
+         "elic2022-chandelier": (48, 96)}
+# the model classes' other constructor arguments: ELIC's uneven channel groups, scaled down with M
+OPTIONS = {"elic2022-chandelier": {"groups": [8, 8, 16, 32, 32]}}
 # the entropy coders' buffers: CompressAI's load_state_dict needs them and resizes them
 CODER_TABLES = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
 COLOUR_SHARE = 0.75  # of the crops, the rest from the grayscale images (as three equal channels)
@@ -83,7 +86,7 @@ def main():
     colour = [load_shipped_image(name).to(device) for name in TRAIN_IMAGES]
     gray = [load_shipped_image(name).to(device) for name in GRAYSCALE_TRAIN_IMAGES]
     from sgaplus.codecs.registry import build_model
-    model = build_model(architecture, N, M)
+    model = build_model(architecture, N, M, OPTIONS.get(architecture))
     if args.init_from is not None:
         source_architecture, _, source_quality = args.init_from.partition(":q")
         source, _ = load_bundled(source_architecture, int(source_quality))
@@ -150,11 +153,12 @@ def main():
             else f"CPU ({platform.processor() or platform.machine()}, {args.threads} threads)",
             "torch": str(torch.__version__), "date": time.strftime("%Y-%m-%d")}
     ASSETS.mkdir(exist_ok=True)
-    save_checkpoint(model.cpu().eval(), ASSETS / name, architecture, N, M, info)
+    save_checkpoint(model.cpu().eval(), ASSETS / name, architecture, N, M, info, OPTIONS.get(architecture))
     index_path = ASSETS / "models.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
     index[bundled_key(architecture, args.quality)] = {"file": name, "architecture": architecture,
-                                                      "quality": args.quality, "N": N, "M": M, **info}
+                                                      "quality": args.quality, "N": N, "M": M,
+                                                      "options": OPTIONS.get(architecture, {}), **info}
     index_path.write_text(json.dumps(dict(sorted(index.items())), indent=2) + "\n")
     print(f"wrote {ASSETS / name}")
 

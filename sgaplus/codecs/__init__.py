@@ -1,17 +1,16 @@
-"""Codecs the refiner works with: the HyperpriorCodec interface, adapters, and their registry
-(see README, "Another codec")."""
+"""Codecs the refiner works with: the HyperpriorCodec interface, the adapters of CompressAI's image models, and
+the registry that picks an adapter by model class (docs/codecs.md, "Another codec")."""
 from . import registry
 from .base import HyperpriorCodec
 from .compressai import CompressAIHyperprior
 from .context import CompressAIContext
 from .factorized import CompressAIFactorized
+from .latent_codecs import CompressAILatentCodecs
+from .vbr import CompressAIVbr, CompressAIVbrContext
 
-registry.register("mbt2018-mean", CompressAIHyperprior)
-registry.register("bmshj2018-hyperprior", CompressAIHyperprior)
-registry.register("mbt2018", CompressAIContext)
-registry.register("cheng2020-anchor", CompressAIContext)
-registry.register("cheng2020-attn", CompressAIContext)
-registry.register("bmshj2018-factorized", CompressAIFactorized)
-registry.register("bmshj2018-factorized-relu", CompressAIFactorized)
+for _adapter in (CompressAIVbrContext, CompressAIVbr, CompressAIContext, CompressAIHyperprior, CompressAIFactorized,
+                 CompressAILatentCodecs):
+    registry.register(_adapter)
 
-__all__ = ["CompressAIContext", "CompressAIFactorized", "CompressAIHyperprior", "HyperpriorCodec", "registry"]
+__all__ = ["CompressAIContext", "CompressAIFactorized", "CompressAIHyperprior", "CompressAILatentCodecs",
+           "CompressAIVbr", "CompressAIVbrContext", "HyperpriorCodec", "registry"]

@@ -10,6 +10,11 @@ def round_around(value, offsets):
     return torch.round(value) if offsets is None else torch.round(value - offsets) + offsets
 
 
+def hard_rounding(value, offsets, stream=0):
+    """The encoder's rounding, with the signature of the refiner's relaxed rounding."""
+    return round_around(value, offsets)
+
+
 class HyperpriorCodec(ABC):
     """A codec y = g_a(x), z = h_a(y); (scales, means) = h_s(z_hat); x_hat = g_s(y_hat).
 
@@ -17,9 +22,10 @@ class HyperpriorCodec(ABC):
     (None if unknown), `multiple` the size images are padded to, `has_means` whether y is coded around
     predicted means, `has_z` whether there is a z at all (False: a factorized prior, y has its own
     entropy bottleneck), `context_model` whether y's entropy parameters depend on the already-coded y_hat
-    through a causal context (then `y_latents` and `encoder_y` are overridden), `z_stride` how many pixels
-    one position of the coded size in the bitstream header covers (z's, or y's without z),
-    `strings_per_image` how many entropy-coded strings `compress` writes per image.
+    through a causal context (then `y_latents` and `encoder_y` are overridden and return rounding centres),
+    `variable_rate` whether the model codes at a rate chosen by a level or gain (its adapter takes them),
+    `z_stride` how many pixels one position of the coded size in the bitstream header covers (z's, or y's
+    without z), `strings_per_image` how many entropy-coded strings `compress` writes per image.
     """
     model_id: str
     lmbda = None
@@ -27,6 +33,7 @@ class HyperpriorCodec(ABC):
     has_means = True
     has_z = True
     context_model = False
+    variable_rate = False
     z_stride = 64
     strings_per_image = 2
 
@@ -35,19 +42,22 @@ class HyperpriorCodec(ABC):
         to `multiple` first)."""
         return tuple(-(-side // self.multiple) * self.multiple // self.z_stride for side in image_size)
 
-    def y_latents(self, y, z_hat, rounding, means_before=None):
-        """(y_hat, scales, means): y rounded by rounding(value, offsets) around its entropy model's means, and
-        that model's parameters. means_before: a context model's rounding centres (the previous iterate's
-        means; docs/refinement.md), unused here."""
+    def y_latents(self, y, z_hat, rounding, centres=None):
+        """(y_hat, entropy, centres): y rounded by rounding(value, offsets, stream=0) around its entropy model's
+        means; `entropy`, what `bits` needs of y's entropy model (here its (scales, means)); and a context model's
+        rounding centres for the next relaxed step (docs/refinement.md; None here). A codec that rounds y in
+        several parts gives each call its own stream number, so each part draws its own noise. centres: a
+        context model's rounding centres for this step (the previous iterate's means), unused here."""
         scales, means = self.hyper_synthesis(z_hat, y.shape)
-        return rounding(y, means), scales, means
+        return rounding(y, means), (scales, means), None
 
     def encoder_y(self, y, z_hat, start=None):
-        """(y_hat, scales, means, sweeps): the hard y_hat that `compress` writes for y, its entropy model's
-        parameters, and (for a context model) how many parallel sweeps found it. start: a context model's
-        first guess (the previous check's y_hat), unused here."""
-        y_hat, scales, means = self.y_latents(y, z_hat, round_around)
-        return y_hat, scales, means, 0
+        """(y_hat, entropy, centres, sweeps): the hard y_hat that `compress` writes for y, what `bits` needs of
+        its entropy model, a context model's rounding centres (its means; None otherwise), and how many parallel
+        sweeps found it (a context model; 0 otherwise). start: a context model's first guess (the previous
+        check's y_hat), unused here."""
+        y_hat, entropy, centres = self.y_latents(y, z_hat, hard_rounding)
+        return y_hat, entropy, centres, 0
 
     @abstractmethod
     def to(self, device):
@@ -75,8 +85,9 @@ class HyperpriorCodec(ABC):
         """x_hat = g_s(y_hat)."""
 
     @abstractmethod
-    def bits(self, y_hat, z_hat, scales, means):
-        """Bits of each image in the batch, (B,), from the entropy models' likelihoods."""
+    def bits(self, y_hat, z_hat, entropy):
+        """Bits of each image in the batch, (B,), from the entropy models' likelihoods (entropy: what y_latents
+        returned with y_hat)."""
 
     @abstractmethod
     def compress(self, y_hat, z_hat):

@@ -17,6 +17,14 @@ def bottleneck_bits(bottleneck, values):
     return -torch.log2(likelihood).reshape(channels, batch, -1).sum(dim=(0, 2))
 
 
+def gaussian_bits(gaussian_conditional, y_hat, scales, means):
+    """Bits per image (B,) of y_hat under a CompressAI GaussianConditional, as its coder prices them."""
+    likelihood = gaussian_conditional._likelihood(y_hat, scales, means)
+    if gaussian_conditional.use_likelihood_bound:
+        likelihood = gaussian_conditional.likelihood_lower_bound(likelihood)
+    return -torch.log2(likelihood).flatten(1).sum(dim=1)
+
+
 def check_model(model, classes, excluded=()):
     """TypeError unless model is one of the CompressAI classes (and none of the excluded subclasses)."""
     if not isinstance(model, classes) or isinstance(model, excluded):
@@ -55,9 +63,14 @@ class CompressAIHyperprior(CompressAIAdapter):
 
     @staticmethod
     def wraps():
-        from compressai.models import JointAutoregressiveHierarchicalPriors, MeanScaleHyperprior, ScaleHyperprior
-        # a context model subclasses MeanScaleHyperprior but codes otherwise
-        return (MeanScaleHyperprior, ScaleHyperprior), (JointAutoregressiveHierarchicalPriors,)
+        from compressai.models import (
+            JointAutoregressiveHierarchicalPriors,
+            MeanScaleHyperprior,
+            ScaleHyperprior,
+            ScaleHyperpriorVbr,
+        )
+        # a context model and the variable-rate models subclass these but code otherwise
+        return (MeanScaleHyperprior, ScaleHyperprior), (JointAutoregressiveHierarchicalPriors, ScaleHyperpriorVbr)
 
     def __init__(self, model, model_id, lmbda=None):
         super().__init__(model, model_id, lmbda)
@@ -65,7 +78,8 @@ class CompressAIHyperprior(CompressAIAdapter):
         self.has_means = isinstance(model, MeanScaleHyperprior)
 
     def hyper_analysis(self, y):
-        return self.model.h_a(y)
+        """z = h_a(y), or h_a(|y|) for a scale-only hyperprior, as its compress computes it."""
+        return self.model.h_a(y if self.has_means else torch.abs(y))
 
     def z_offsets(self):
         return self.model.entropy_bottleneck._get_medians().detach().reshape(1, -1, 1, 1)
@@ -77,12 +91,10 @@ class CompressAIHyperprior(CompressAIAdapter):
             return scales, means
         return params, None
 
-    def bits(self, y_hat, z_hat, scales, means):
-        gc = self.model.gaussian_conditional
-        y_likelihood = gc._likelihood(y_hat, scales, means)
-        if gc.use_likelihood_bound:
-            y_likelihood = gc.likelihood_lower_bound(y_likelihood)
-        return bottleneck_bits(self.model.entropy_bottleneck, z_hat) - torch.log2(y_likelihood).flatten(1).sum(dim=1)
+    def bits(self, y_hat, z_hat, entropy):
+        scales, means = entropy
+        return bottleneck_bits(self.model.entropy_bottleneck, z_hat) + \
+            gaussian_bits(self.model.gaussian_conditional, y_hat, scales, means)
 
     def compress(self, y_hat, z_hat):
         eb, gc = self.model.entropy_bottleneck, self.model.gaussian_conditional

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from .compressai import CompressAIHyperprior
+from .fixed_point import causal_fixed_point, round_around_means
+from .tree import mask_context_weights
 
-MAX_SWEEPS = 128  # parallel fixed-point sweeps before the exact hard y_hat is computed serially instead
-SWEEP_TOLERANCE = 1e-4  # converged: no symbol changed and no value of y_hat moved more than this in a sweep
 KERNEL = 5  # CompressAI's context prediction kernel (its compress and decompress assume it)
 PAD = KERNEL // 2
 
@@ -25,8 +25,8 @@ class CompressAIContext(CompressAIHyperprior):
 
     @staticmethod
     def wraps():
-        from compressai.models import JointAutoregressiveHierarchicalPriors
-        return (JointAutoregressiveHierarchicalPriors,), ()
+        from compressai.models import JointAutoregressiveHierarchicalPriors, ScaleHyperpriorVbr
+        return (JointAutoregressiveHierarchicalPriors,), (ScaleHyperpriorVbr,)
 
     def __init__(self, model, model_id, lmbda=None):
         super().__init__(model, model_id, lmbda)
@@ -35,8 +35,7 @@ class CompressAIContext(CompressAIHyperprior):
                             f"got {model.context_prediction.kernel_size}")
         # CompressAI masks the weight in place when the layer runs forward, and its decoder reads the weight
         # unmasked: mask it once here, so every path below and the decoder use the same (masked) weight
-        layer = model.context_prediction
-        layer.weight.data *= layer.mask
+        mask_context_weights(model)
         self._cpu_model = None
 
     def to(self, device):
@@ -48,61 +47,78 @@ class CompressAIContext(CompressAIHyperprior):
         """h_s(z_hat) cropped to y_shape: the hyperprior's half of y's entropy parameters."""
         return self.model.h_s(z_hat)[..., :y_shape[-2], :y_shape[-1]]
 
-    def gaussian_parameters(self, hyper, y_hat):
-        """(scales, means) of every position of y at once, each from the causal context of y_hat."""
-        layer = self.model.context_prediction
-        context = F.conv2d(y_hat, layer.weight, layer.bias, padding=PAD)
-        return self.model.entropy_parameters(torch.cat((hyper, context), dim=1)).chunk(2, 1)
+    def gaussian_parameters(self, hyper, y_hat, model=None, crop=False):
+        """(scales, means) of every position of y at once, each from the causal context of y_hat; crop: y_hat is
+        the 5x5 crop around one position of the zero-padded y_hat, as the decoder computes it."""
+        model = self.model if model is None else model
+        layer = model.context_prediction
+        context = F.conv2d(y_hat, layer.weight, layer.bias, padding=0 if crop else PAD)
+        return model.entropy_parameters(torch.cat((hyper, self.context_shift(context, model)), dim=1)).chunk(2, 1)
 
-    def y_latents(self, y, z_hat, rounding, means_before=None):
-        """The relaxation: y rounded around means_before (the previous iterate's means; without them, the means
-        of y's own context), then scales and means from the context of the rounded y_hat."""
+    def context_shift(self, context, model):
+        """The context as the entropy parameters take it (a variable-rate model adds a term of its rate)."""
+        return context
+
+    def symbols(self, y, scales, means):
+        """(symbols, y_hat) the coder makes of y, given its entropy parameters."""
+        return round_around_means(y, scales, means)
+
+    def recovered_symbols(self, y_hat, scales, means):
+        """The symbols of a hard y_hat (one the coder made)."""
+        return torch.round(y_hat - means)
+
+    def indexes(self, gaussian_conditional, scales):
+        """The coder's table indexes of the scales."""
+        return gaussian_conditional.build_indexes(scales)
+
+    def y_latents(self, y, z_hat, rounding, centres=None):
+        """The relaxation: y rounded around centres (the previous iterate's means; without them, the means of y's
+        own context), then scales and means from the context of the rounded y_hat; the means, detached, are the
+        next step's centres."""
         hyper = self.hyper_synthesis(z_hat, y.shape)
-        if means_before is None:
-            means_before = self.gaussian_parameters(hyper, y.detach())[1]
-        y_hat = rounding(y, means_before)
+        if centres is None:
+            centres = self.gaussian_parameters(hyper, y.detach())[1]
+        y_hat = rounding(y, centres)
         scales, means = self.gaussian_parameters(hyper, y_hat)
-        return y_hat, scales, means
+        return y_hat, (scales, means), means.detach()
 
     def encoder_y(self, y, z_hat, start=None):
-        """The encoder's hard y_hat by a parallel fixed-point iteration: means from the context of the current
-        y_hat, round around them, repeat until nothing changes (the causal fixed point is the serial answer);
-        serial if MAX_SWEEPS sweeps do not converge. sweeps is MAX_SWEEPS + 1 when it fell back."""
+        """The encoder's hard y_hat by a parallel fixed-point iteration (fixed_point.py); serial when it does not
+        converge (sweeps is then MAX_SWEEPS + 1). Its means are the first relaxed step's centres."""
         hyper = self.hyper_synthesis(z_hat, y.shape)
-        y_hat = y if start is None else start
-        symbols = None
-        for sweep in range(1, MAX_SWEEPS + 1):
-            scales, means = self.gaussian_parameters(hyper, y_hat)
-            new_symbols = torch.round(y - means)
-            new = new_symbols + means
-            settled = symbols is not None and torch.equal(new_symbols, symbols) and \
-                bool((new - y_hat).abs().max() <= SWEEP_TOLERANCE)
-            y_hat, symbols = new, new_symbols
-            if settled:
-                return y_hat, scales, means, sweep
-        y_hat = torch.cat([self.serial_y(y[i:i + 1], hyper[i:i + 1])[0] for i in range(y.shape[0])])
-        scales, means = self.gaussian_parameters(hyper, y_hat)
-        return y_hat, scales, means, MAX_SWEEPS + 1
+        y_hat, scales, means, sweeps = causal_fixed_point(
+            y, lambda y_hat: self.gaussian_parameters(hyper, y_hat), start,
+            lambda: torch.cat([self.serial_y(y[i:i + 1], hyper[i:i + 1])[0] for i in range(y.shape[0])]),
+            self.symbols)
+        return y_hat, (scales, means), means, sweeps
 
-    def serial_y(self, y, hyper, model=None):
+    def serial_y(self, y, hyper, model=None, hard=False):
         """(y_hat, symbols, scale indexes) of one image (1, M, H, W), position by position in raster order, with
         the operations CompressAI's decoder performs (a 5x5 crop of the zero-padded y_hat, the 1x1 entropy
-        parameters): the means are the decoder's, bit for bit. model: the CompressAI model to compute with."""
+        parameters): the means are the decoder's, bit for bit. model: the CompressAI model to compute with; hard:
+        y is already a hard y_hat (its symbols are recovered, not made)."""
         model = self.model if model is None else model
-        layer, gc = model.context_prediction, model.gaussian_conditional
         _, channels, height, width = y.shape
         y_hat = y.new_zeros((1, channels, height + 2 * PAD, width + 2 * PAD))
         symbols, indexes = [], []
         for h in range(height):
             for w in range(width):
-                context = F.conv2d(y_hat[:, :, h:h + KERNEL, w:w + KERNEL], layer.weight, bias=layer.bias)
-                params = model.entropy_parameters(torch.cat((hyper[:, :, h:h + 1, w:w + 1], context), dim=1))
-                scales, means = params.chunk(2, 1)
-                symbol = torch.round(y[:, :, h:h + 1, w:w + 1] - means)
-                y_hat[:, :, h + PAD:h + PAD + 1, w + PAD:w + PAD + 1] = symbol + means
+                scales, means = self.gaussian_parameters(hyper[:, :, h:h + 1, w:w + 1],
+                                                         y_hat[:, :, h:h + KERNEL, w:w + KERNEL], model, crop=True)
+                value = y[:, :, h:h + 1, w:w + 1]
+                if hard:
+                    symbol = self.recovered_symbols(value, scales, means)
+                    item = self.reconstruction(symbol, scales, means)
+                else:
+                    symbol, item = self.symbols(value, scales, means)
+                y_hat[:, :, h + PAD:h + PAD + 1, w + PAD:w + PAD + 1] = item
                 symbols.append(symbol.reshape(-1))
-                indexes.append(gc.build_indexes(scales).reshape(-1))
+                indexes.append(self.indexes(model.gaussian_conditional, scales).reshape(-1))
         return y_hat[..., PAD:-PAD, PAD:-PAD], torch.stack(symbols), torch.stack(indexes)
+
+    def reconstruction(self, symbols, scales, means):
+        """The decoder's y_hat of symbols."""
+        return symbols + means
 
     def _cpu(self):
         """The model on the CPU (a copy when the codec lives elsewhere)."""
@@ -124,7 +140,7 @@ class CompressAIContext(CompressAIHyperprior):
         strings = []
         for i in range(y_hat.shape[0]):  # one image at a time, as the decoder computes
             hyper = model.h_s(eb.decompress(z_strings[i:i + 1], z_hat.shape[-2:]))
-            _, symbols, indexes = self.serial_y(y_hat[i:i + 1], hyper, model)
+            _, symbols, indexes = self.serial_y(y_hat[i:i + 1], hyper, model, hard=True)
             encoder = BufferedRansEncoder()
             encoder.encode_with_indexes(symbols.int().reshape(-1).tolist(), indexes.int().reshape(-1).tolist(),
                                         *tables)

@@ -25,7 +25,7 @@ class CompressAIFactorized(CompressAIAdapter):
     def hyper_synthesis(self, z_hat, y_shape):
         return None, self.model.entropy_bottleneck._get_medians().detach().reshape(1, -1, 1, 1)
 
-    def bits(self, y_hat, z_hat, scales, means):
+    def bits(self, y_hat, z_hat, entropy):
         return bottleneck_bits(self.model.entropy_bottleneck, y_hat)
 
     def compress(self, y_hat, z_hat):

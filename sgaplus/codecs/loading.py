@@ -4,8 +4,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from ..checkpoints import CheckpointError, load_checkpoint
+from ..checkpoints import CheckpointError, load_checkpoint, load_state_dict_file
+from ..errors import UsageError
 from . import registry
+from .vbr import split_rate
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
@@ -58,22 +60,34 @@ def load_bundled(architecture=DEFAULT_BUNDLED_ARCHITECTURE, quality=None):
     return load_checkpoint(bundled_path(architecture, quality))
 
 
-def load_zoo(architecture, quality):
-    """CompressAI's pretrained model (downloads its weights; needs the internet)."""
+def load_zoo(architecture, quality=None):
+    """CompressAI's pretrained model (downloads its weights; needs the internet) and its metadata. A fixed-rate
+    model at `quality` (default 3); a variable-rate model has one set of weights (its rate is a level or a gain)."""
     try:
         qualities = registry.zoo_qualities(architecture)
+        has_weights = registry.has_zoo_weights(architecture)
     except registry.UnknownArchitecture as error:
         raise CheckpointError(str(error)) from None
-    if quality not in qualities:
-        raise CheckpointError(f"CompressAI's zoo has {architecture} at qualities {min(qualities)} to {max(qualities)}; "
-                              f"got {quality}")
+    if not has_weights:
+        raise CheckpointError(f"CompressAI's zoo has no weights of {architecture}: pass its weights as a CompressAI "
+                              f"state dict with --checkpoint FILE --model {architecture}")
+    if not qualities and quality is not None:
+        raise CheckpointError(f"CompressAI's zoo has one set of {architecture} weights (a variable-rate model): "
+                              f"choose its rate with --level or --gain, not --quality")
+    if qualities:
+        quality = 3 if quality is None else quality
+        if quality not in qualities:
+            raise CheckpointError(f"CompressAI's zoo has {architecture} at qualities {min(qualities)} to "
+                                  f"{max(qualities)}; got {quality}")
+    what = f"{architecture}" + ("" if quality is None else f" q{quality}")
     try:
-        model = registry.zoo_model(architecture, quality)
+        model = registry.zoo_model(architecture, 0 if quality is None else quality)
     except Exception as error:
-        raise CheckpointError(f"could not fetch CompressAI's {architecture} q{quality} weights "
-                              f"({type(error).__name__}: {error}); use the bundled model or --checkpoint") from None
+        raise CheckpointError(f"could not fetch CompressAI's {what} weights ({type(error).__name__}: {error}); use "
+                              f"the bundled model or --checkpoint") from None
     model.update(force=True)
-    return model.eval(), {"architecture": architecture,
+    model_id = f"zoo:{architecture}" + ("" if quality is None else f":q{quality}")
+    return model.eval(), {"architecture": architecture, "model_id": model_id,
                           "info": {"lmbda": registry.ZOO_LAMBDAS.get(quality), "source": "zoo"}}
 
 
@@ -81,23 +95,36 @@ def file_digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def load_codec(architecture=None, quality=None, checkpoint=None, bundled=DEFAULT_BUNDLED_ARCHITECTURE):
-    """A refinable codec: a checkpoint file, CompressAI's zoo (architecture + quality), or a bundled model
-    (`bundled` names its architecture; quality default: the middle one)."""
-    if checkpoint is not None:
+def load_codec(architecture=None, quality=None, checkpoint=None, bundled=DEFAULT_BUNDLED_ARCHITECTURE, level=None,
+               gain=None):
+    """A refinable codec: a checkpoint file (an sgaplus checkpoint, or with `architecture` a CompressAI state dict),
+    CompressAI's zoo (architecture + quality), or a bundled model (`bundled` names its architecture; quality
+    default: the middle one). A variable-rate model codes at `level` or `gain` (default: its middle level)."""
+    if checkpoint is not None and architecture is not None:
+        model, meta = load_state_dict_file(checkpoint, architecture)
+        model_id = f"file:{architecture}:{file_digest(checkpoint)}"
+    elif checkpoint is not None:
         model, meta = load_checkpoint(checkpoint)
         model_id = f"file:{file_digest(checkpoint)}"
     elif architecture is not None:
-        quality = 3 if quality is None else quality
         model, meta = load_zoo(architecture, quality)
-        model_id = f"zoo:{architecture}:q{quality}"
+        model_id = meta["model_id"]
     else:
         quality = default_bundled_quality(bundled) if quality is None else quality
         path = bundled_path(bundled, quality)
         model, meta = load_checkpoint(path)
         # the weights' digest: a bitstream names the exact bundled model it was made with
         model_id = f"bundled:{bundled}:q{quality}:{file_digest(path)[:8]}"
-    return registry.adapter(meta["architecture"])(model, model_id, meta["info"].get("lmbda"))
+    adapter = registry.adapter(meta["architecture"])
+    if not adapter.variable_rate:
+        if level is not None or gain is not None:
+            raise UsageError(f"--level and --gain choose the rate of a variable-rate model; {meta['architecture']} "
+                             f"codes at one rate")
+        return adapter(model, model_id, meta["info"].get("lmbda"))
+    try:
+        return adapter(model, model_id, meta["info"].get("lmbda"), level=level, gain=gain)
+    except ValueError as error:
+        raise UsageError(f"{meta['architecture']}: {error}") from None
 
 
 def _quality(model_id, text):
@@ -108,16 +135,17 @@ def _quality(model_id, text):
 
 
 def codec_for_id(model_id, checkpoint=None):
-    """The codec a bitstream names; a 'file:' model needs its checkpoint, and both a file and a bundled model must
-    be the very weights it was made with (checked by digest)."""
-    kind, _, rest = model_id.partition(":")
+    """The codec a bitstream names (with its rate, for a variable-rate model); a 'file:' model needs its checkpoint,
+    and both a file and a bundled model must be the very weights it was made with (checked by digest)."""
+    base, level, gain = split_rate(model_id)
+    kind, _, rest = base.partition(":")
     if kind == "bundled":
         fields = rest.split(":")
         if len(fields) != 3:
             raise CheckpointError(f"this bitstream names {model_id!r}, a bundled model of an earlier sgaplus (before "
                                   f"0.3) whose weights are no longer shipped: decode it with that version")
         architecture, quality, digest = fields
-        codec = load_codec(quality=_quality(model_id, quality), bundled=architecture)
+        codec = load_codec(quality=_quality(model_id, quality), bundled=architecture, level=level, gain=gain)
         if codec.model_id != model_id:
             raise CheckpointError(f"this bitstream was made with other weights of the bundled {architecture} "
                                   f"{quality} (digest {digest}; installed: {codec.model_id.rsplit(':', 1)[1]}): "
@@ -125,13 +153,18 @@ def codec_for_id(model_id, checkpoint=None):
         return codec
     if kind == "zoo":
         architecture, _, quality = rest.partition(":")
-        return load_codec(architecture, _quality(model_id, quality))
-    if kind == "file":
+        codec = load_codec(architecture, _quality(model_id, quality) if quality else None, level=level, gain=gain)
+    elif kind == "file":
+        architecture, _, digest = rest.rpartition(":")
         if checkpoint is None:
-            raise CheckpointError(f"this bitstream was made with a checkpoint file (digest {rest}): pass it with "
+            raise CheckpointError(f"this bitstream was made with a checkpoint file (digest {digest}): pass it with "
                                   f"--checkpoint")
-        if file_digest(checkpoint) != rest:
+        if file_digest(checkpoint) != digest:
             raise CheckpointError(f"{checkpoint} is not the checkpoint this bitstream was made with "
-                                  f"(digest {file_digest(checkpoint)}, expected {rest})")
-        return load_codec(checkpoint=checkpoint)
-    raise CheckpointError(f"unknown model id {model_id!r} in the bitstream")
+                                  f"(digest {file_digest(checkpoint)}, expected {digest})")
+        codec = load_codec(architecture or None, checkpoint=checkpoint, level=level, gain=gain)
+    else:
+        raise CheckpointError(f"unknown model id {model_id!r} in the bitstream")
+    if codec.model_id != model_id:
+        raise CheckpointError(f"malformed model id {model_id!r} in the bitstream")
+    return codec

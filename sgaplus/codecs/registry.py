@@ -1,54 +1,116 @@
-"""The codec architectures sgaplus refines: one registry from a CompressAI architecture name to its
-adapter. Model classes, zoo loaders and zoo qualities come from CompressAI's own tables."""
+"""The codec architectures sgaplus refines: every image model CompressAI registers (compressai.registry.MODELS,
+without its point-cloud and video models), each refined through the adapter that takes its class. Model classes,
+zoo loaders and zoo qualities come from CompressAI's own tables; nothing here lists architectures by name."""
+import inspect
+import re
+
 from ..errors import SgaplusError
 
 # CompressAI's MSE training lambdas per zoo quality (its documentation lists them; its zoo has no table).
 ZOO_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800}
+NOT_IMAGE_MODELS = ("pointcloud", "video")  # compressai.models subpackages of models that do not code images
+# a channel-groups model's group k: its checkerboard context takes the group's channels
+GROUP_CONTEXT_KEY = re.compile(r"latent_codec\.y\.latent_codec\.y(\d+)\.context_prediction\.weight")
 
-_ADAPTERS = {}  # architecture name -> HyperpriorCodec subclass taking (model, model_id, lmbda)
+_ADAPTERS = []  # HyperpriorCodec subclasses taking (model, model_id, lmbda), the most specific first
 
 
 class UnknownArchitecture(SgaplusError, ValueError):
-    """An architecture name that no adapter is registered for."""
+    """An architecture name that is not one of CompressAI's image models."""
 
 
-def register(name, adapter):
-    """Make `name` (a key of compressai.zoo.image.model_architectures) refinable through `adapter`."""
-    _ADAPTERS[name] = adapter
+def register(adapter):
+    """Refine every model of the CompressAI classes adapter.wraps() names through `adapter` (registered earlier
+    adapters take precedence: register the more specific first)."""
+    _ADAPTERS.append(adapter)
     return adapter
 
 
+def image_models():
+    """{name: class} of CompressAI's registered image models."""
+    from compressai.registry import MODELS
+    return {name: cls for name, cls in MODELS.items()
+            if not any(f".{part}." in f"{cls.__module__}." for part in NOT_IMAGE_MODELS)}
+
+
+def adapter_for_class(cls):
+    """The adapter whose wrapped classes include cls (and exclude none of its bases), or None."""
+    for candidate in _ADAPTERS:
+        classes, excluded = candidate.wraps()
+        if issubclass(cls, classes) and not issubclass(cls, excluded):
+            return candidate
+    return None
+
+
 def architectures():
-    """The registered architecture names, in registration order."""
-    return tuple(_ADAPTERS)
+    """The refinable architecture names: CompressAI's image models that an adapter takes, in its order."""
+    return tuple(name for name, cls in image_models().items() if adapter_for_class(cls) is not None)
+
+
+def model_class(name):
+    models = image_models()
+    if name not in models or adapter_for_class(models[name]) is None:
+        raise UnknownArchitecture(f"unknown architecture {name!r}; known: {', '.join(architectures())}")
+    return models[name]
 
 
 def adapter(name):
-    if name not in _ADAPTERS:
-        raise UnknownArchitecture(f"unknown architecture {name!r}; known: {', '.join(_ADAPTERS)}")
-    return _ADAPTERS[name]
+    return adapter_for_class(model_class(name))
 
 
-def build_model(name, N, M):
-    """An untrained model of a registered architecture with N, M channels (Cheng et al.'s models have M = N)."""
-    import inspect
-
-    from compressai.zoo.image import model_architectures
-    adapter(name)
-    # CompressAI's table spells one architecture with underscores (bmshj2018_factorized_relu)
-    cls = model_architectures.get(name) or model_architectures[name.replace("-", "_")]
-    if "M" not in inspect.signature(cls.__init__).parameters:
+def build_model(name, N, M, options=None):
+    """An untrained model of a registered architecture with N, M channels (Cheng et al.'s models have M = N) and
+    the class's other keyword arguments in options (e.g. ELIC's channel groups)."""
+    cls = model_class(name)
+    parameters = inspect.signature(cls.__init__).parameters
+    options = dict(options or {})
+    unknown = [key for key in options if key not in parameters or key in ("N", "M")]
+    if unknown:
+        raise ValueError(f"{name} takes no option {', '.join(map(repr, unknown))}")
+    if "M" not in parameters:
         if M != N:
             raise ValueError(f"{name} has M = N; got N={N}, M={M}")
-        return cls(N=N)
-    return cls(N=N, M=M)
+        return cls(N=N, **options)
+    return cls(N=N, M=M, **options)
+
+
+def model_from_state_dict(name, state_dict):
+    """A model of a registered architecture holding a plain CompressAI state dict (the way weights are published),
+    its sizes read off the weights as the class's from_state_dict does; the class's other arguments are inferred
+    where CompressAI's from_state_dict would assume its defaults: channel groups (from each group's context
+    convolution) and a variable-rate z step (vr_entbttlnck, from its network's weights). Raises KeyError,
+    RuntimeError or ValueError when the weights do not fit."""
+    from compressai.zoo.pretrained import load_pretrained
+    cls = model_class(name)
+    state_dict = load_pretrained(state_dict)
+    parameters = inspect.signature(cls.__init__).parameters
+    if "groups" in parameters:
+        matches = ((GROUP_CONTEXT_KEY.fullmatch(key), weight) for key, weight in state_dict.items())
+        sizes = {int(match.group(1)): weight.shape[1] for match, weight in matches if match}
+        if not sizes or sorted(sizes) != list(range(len(sizes))):
+            raise KeyError("no channel groups' context weights")
+        groups = [sizes[k] for k in range(len(sizes))]
+        model = build_model(name, state_dict["g_a.0.weight"].shape[0], sum(groups), {"groups": groups})
+        model.load_state_dict(state_dict)
+        return model
+    options = {}
+    if "vr_entbttlnck" in inspect.signature(cls.from_state_dict).parameters:
+        options["vr_entbttlnck"] = any(key.startswith("gayn2zqstep.") for key in state_dict)
+    return cls.from_state_dict(state_dict, **options)
 
 
 def zoo_qualities(name):
-    """The qualities CompressAI's zoo has weights for."""
+    """The qualities CompressAI's zoo has weights for (none for the models it has no weights of)."""
     from compressai.zoo.image import cfgs
-    adapter(name)
-    return tuple(sorted(cfgs[name]))
+    model_class(name)
+    return tuple(sorted(cfgs.get(name, ())))
+
+
+def has_zoo_weights(name):
+    """Whether CompressAI's zoo has pretrained weights of the architecture."""
+    from compressai import zoo
+    from compressai.zoo.image_vbr import model_urls
+    return bool(zoo_qualities(name)) or (name in zoo.models and name in model_urls)
 
 
 def zoo_model(name, quality):

@@ -1,0 +1,33 @@
+"""The hard y_hat an encoder with a causal (raster-scan) context writes, computed in parallel: a fixed point of
+"predict every position's means from the current y_hat, round y around them" (docs/refinement.md, "Context
+models": the causal fixed point is the serial encoder's answer)."""
+import torch
+
+MAX_SWEEPS = 128  # parallel fixed-point sweeps before the exact hard y_hat is computed serially instead
+SWEEP_TOLERANCE = 1e-4  # converged: no symbol changed and no value of y_hat moved more than this in a sweep
+
+
+def round_around_means(y, scales, means):
+    """(symbols, y_hat) of y rounded around its means: the quantizer of every Gaussian conditional coder."""
+    symbols = torch.round(y - means)
+    return symbols, symbols + means
+
+
+def causal_fixed_point(y, parameters, start=None, serial=None, quantize=round_around_means):
+    """(y_hat, scales, means, sweeps). parameters(y_hat) -> (scales, means) of every position from the causal
+    context of y_hat; start: a first guess (default y); serial() -> the exact y_hat, computed when MAX_SWEEPS sweeps
+    do not converge (sweeps is then MAX_SWEEPS + 1); quantize(y, scales, means) -> (symbols, y_hat): the coder's
+    quantizer."""
+    y_hat = y if start is None else start
+    symbols = None
+    for sweep in range(1, MAX_SWEEPS + 1):
+        scales, means = parameters(y_hat)
+        new_symbols, new = quantize(y, scales, means)
+        settled = symbols is not None and torch.equal(new_symbols, symbols) and \
+            bool((new - y_hat).abs().max() <= SWEEP_TOLERANCE)
+        y_hat, symbols = new, new_symbols
+        if settled:
+            return y_hat, scales, means, sweep
+    y_hat = serial()
+    scales, means = parameters(y_hat)
+    return y_hat, scales, means, MAX_SWEEPS + 1
