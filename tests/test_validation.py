@@ -93,12 +93,26 @@ def test_triton_backend_refuses_float64_means():
 
 
 @pytest.mark.parametrize("y_dtype,means_dtype", [(torch.float32, torch.bfloat16), (torch.float16, torch.bfloat16)])
-def test_mixed_half_means_reach_the_kernels_as_float32_with_gradients_in_their_own_dtype(y_dtype, means_dtype):
-    """The kernels see means in y's dtype or float32 only (what the compile test enumerates); the cast is exact."""
+def test_mixed_half_means_reach_the_kernels_as_float32_with_gradients_in_their_own_dtype(y_dtype, means_dtype,
+                                                                                           monkeypatch):
+    """The kernels see means in y's dtype or float32 only (what the compile test enumerates: a third dtype would
+    launch a kernel no CI run compiled); the cast is exact, and the gradient comes back in the means' dtype."""
+    from sgaplus.kernels import rounding
+    seen = []
+
+    def recording(launcher):
+        def launch(y, means, *args, **kwargs):
+            seen.append((y.dtype, means.dtype))
+            return launcher(y, means, *args, **kwargs)
+        return launch
+
+    for name in ("forward", "backward"):
+        monkeypatch.setattr(rounding, name, recording(getattr(rounding, name)))
     y = (torch.randn(6, 7) * 3).to(KERNEL_DEVICE, y_dtype).requires_grad_()
     means = torch.randn(6, 7).to(KERNEL_DEVICE, means_dtype).requires_grad_()
     out = sgaplus.sga_round(y, 0.5, means=means, seed=3, backend="triton")
+    (grad,) = torch.autograd.grad(out.sum(), means)
+    assert seen == [(y_dtype, torch.float32)] * 2
+    assert grad.dtype == means_dtype
     same = sgaplus.sga_round(y, 0.5, means=means.detach().float(), seed=3, backend="triton")
     torch.testing.assert_close(out, same)
-    (grad,) = torch.autograd.grad(out.sum(), means)
-    assert grad.dtype == means_dtype
