@@ -331,7 +331,24 @@ def test_a_bundled_context_model_refines_and_decodes(tmp_path, images, capsys, a
     assert np.array_equal(np.asarray(Image.open(tmp_path / "decoded.png")), np.asarray(Image.open(out / "one.png")))
 
 
-def test_demo_runs_on_a_bundled_context_model(capsys):
+def test_demo_prints_what_the_refiner_computes(capsys):
+    """The demo on the bundled context model prints the base and refined true losses that a direct LatentRefiner
+    run with the same settings computes, their relative change, and the size of the real bitstream."""
+    import re
+
+    from sgaplus import bitstream
+    from sgaplus.codecs.loading import load_codec
+    from sgaplus.images import load_shipped_image
+    from sgaplus.refine import LatentRefiner
     assert run_cli("demo", "--bundled", "mbt2018", "--crop", 64, "--iterations", 10) == 0
     printed = capsys.readouterr().out
-    assert "model bundled:mbt2018:q3:" in printed and "true RD loss" in printed
+    assert "model bundled:mbt2018:q3:" in printed
+    base, refined, lower, size = re.search(r"true RD loss ([\d.]+) -> ([\d.]+) \(([\d.]+)% lower\); bitstream (\d+) "
+                                           r"bytes", printed).groups()
+    codec = load_codec(bundled="mbt2018")
+    x = load_shipped_image("astronaut")[:, :64, :64].unsqueeze(0)
+    result = LatentRefiner(codec, "ssl", iterations=10, seed=0).refine(x)
+    assert float(base) == pytest.approx(result.base.loss[0], abs=1e-4)
+    assert float(refined) == pytest.approx(result.best.loss[0], abs=1e-4) and float(refined) < float(base)
+    assert float(lower) == pytest.approx(100 * (1 - result.best.loss[0] / result.base.loss[0]), abs=0.06)
+    assert int(size) == len(bitstream.encode(codec, result.y_hat, result.z_hat, (64, 64))[0])
