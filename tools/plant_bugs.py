@@ -1,0 +1,105 @@
+"""Plant one-line bugs, one at a time, and check that the tests named for each fail. Run by hand, not in CI:
+
+    python tools/plant_bugs.py            # every plant (minutes each: the named tests run for each)
+    python tools/plant_bugs.py -k vbr     # the plants whose name contains "vbr"
+
+Each plant replaces an exact line of the working tree (it must occur once), runs pytest on the named tests and
+restores the file, whatever happens. A plant whose tests pass is a gap in the suite: it is reported as MISSED and
+the tool exits 1.
+"""
+import argparse
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Plant:
+    name: str
+    path: str
+    line: str  # the line as it is (stripped of its indentation)
+    planted: str  # what replaces it (same indentation)
+    tests: tuple  # pytest arguments that must fail with the plant
+
+
+PLANTS = [
+    Plant("ssl defaults swapped", "sgaplus/ops/rounding/config.py", "DEFAULT_SSL_A = {2: 2.3, 3: 1.4}  # the paper's "
+          "best settings", "DEFAULT_SSL_A = {2: 1.4, 3: 2.3}", ("tests/test_paper_formulas.py",)),
+    Plant("a user's ssl a replaced by the default", "sgaplus/ops/rounding/config.py",
+          'a = DEFAULT_SSL_A[self.classes] if self.a is None else check_positive("a", self.a)',
+          'a = DEFAULT_SSL_A[self.classes] if check_positive("a", self.a or 1) else None',
+          ("tests/test_paper_formulas.py",)),
+    Plant("three-class r ignored", "sgaplus/ops/rounding/config.py",
+          'r = DEFAULT_R if self.r is None else check_positive("r", self.r)',
+          'r = DEFAULT_R if check_positive("r", self.r or 1) else None', ("tests/test_paper_formulas.py",)),
+    Plant("centre rounds half up (PyTorch path)", "sgaplus/ops/rounding/chunked.py", "c = torch.round(v)",
+          "c = torch.floor(v + 0.5)", ("tests/test_edge_cases.py", "-k", "half_to_even")),
+    Plant("kernels' temperature divides once", "kernels/rounding.py",
+          "x = gap * inv_tau2 + fast_log(fast_div(u, 1.0 - u)) * inv_tau",
+          "x = gap * inv_tau + fast_log(fast_div(u, 1.0 - u)) * inv_tau", ("tests/test_paper_formulas.py",)),
+    Plant("half-dtype means reach the kernels uncast", "sgaplus/ops/rounding/op.py",
+          "means = means.float()  # exact; the kernels then see means in y's dtype or float32, nothing else",
+          "pass", ("tests/test_validation.py", "-k", "mixed")),
+    Plant("scale hyperprior's z from y instead of |y|", "sgaplus/codecs/compressai.py",
+          "return self.model.h_a(y if self.has_means else torch.abs(y))", "return self.model.h_a(y)",
+          ("tests/test_compressai_models.py", "-k", "unrefined and bmshj2018-hyperprior]")),
+    Plant("checkerboard non-anchors see no anchors", "sgaplus/codecs/tree.py", "anchors = outputs[0][0]",
+          "anchors = None", ("tests/test_compressai_models.py", "-k", "unrefined and elic2022-chandelier")),
+    Plant("variable-rate symbols recovered naively", "sgaplus/codecs/vbr.py",
+          "return candidates.gather(0, (reconstructed - t).abs().argmin(dim=0, keepdim=True))[0]",
+          "return torch.sign(t) * torch.round(t.abs() - offsets)",
+          ("tests/test_architectures.py", "-k", "refine_encode_decode and hyperprior-vbr")),
+    Plant("images in a batch share one distortion", "sgaplus/refine.py",
+          "mse = ((x_hat - x) ** 2).flatten(1).mean(dim=1)", "mse = ((x_hat - x) ** 2).mean().expand(x.shape[0])",
+          ("tests/test_refine.py", "-k", "alone")),
+    Plant("the zoo's lambdas shifted by one quality", "sgaplus/codecs/loading.py",
+          '"info": {"lmbda": registry.ZOO_LAMBDAS.get(quality), "source": "zoo"}}',
+          '"info": {"lmbda": registry.ZOO_LAMBDAS.get((quality or 0) + 1), "source": "zoo"}}',
+          ("tests/test_zoo.py",)),
+    Plant("SGA+ schedule decays twice as fast", "sgaplus/schedule.py",
+          "return min(max(math.exp(-self.rate * step), self.tau_min), self.tau_max)",
+          "return min(max(math.exp(-2 * self.rate * step), self.tau_min), self.tau_max)",
+          ("tests/test_paper_formulas.py", "-k", "defaults")),
+    Plant("early stopping counts an improvement as a stall", "sgaplus/stopping.py",
+          "self.reference[image], self.stale[image] = best_loss, 0", "self.stale[image] += 1",
+          ("tests/test_refine_golden.py",)),
+]
+
+
+def run(plant):
+    """True when the plant's tests fail with it in place."""
+    path = ROOT / plant.path
+    original = path.read_text()
+    lines = [i for i, text in enumerate(original.splitlines()) if text.strip() == plant.line]
+    if len(lines) != 1:
+        raise SystemExit(f"{plant.name}: the line occurs {len(lines)} times in {plant.path}: {plant.line!r}")
+    text = original.splitlines(keepends=True)
+    indent = text[lines[0]][:len(text[lines[0]]) - len(text[lines[0]].lstrip())]
+    text[lines[0]] = indent + plant.planted + "\n"
+    try:
+        path.write_text("".join(text))
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *plant.tests],
+                              cwd=ROOT, capture_output=True, text=True)
+    finally:
+        path.write_text(original)
+    return proc.returncode != 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-k", default="", help="run the plants whose name contains this")
+    args = parser.parse_args(argv)
+    missed = []
+    for plant in [p for p in PLANTS if args.k in p.name]:
+        caught = run(plant)
+        print(f"{'caught' if caught else 'MISSED'}: {plant.name} ({plant.path}; {' '.join(plant.tests)})", flush=True)
+        if not caught:
+            missed.append(plant.name)
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
