@@ -3,13 +3,16 @@
     python tools/plant_bugs.py            # every plant (minutes each: the named tests run for each)
     python tools/plant_bugs.py -k vbr     # the plants whose name contains "vbr"
 
-Each plant replaces an exact line of the working tree (it must occur once), runs pytest on the named tests and
-restores the file, whatever happens. A plant whose tests pass is a gap in the suite: it is reported as MISSED and
-the tool exits 1.
+The plants go into a copy of the project's files in a temporary folder (the working tree is never touched, so
+nothing else running from it can import a planted bug): each plant replaces an exact line of the copy (it must
+occur once), pytest runs the named tests there, and the line is put back. A plant whose tests pass is a gap in
+the suite: it is reported as MISSED and the tool exits 1.
 """
 import argparse
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,10 +72,22 @@ PLANTS = [
 ]
 
 
-def run(plant):
-    """True when the plant's tests fail with it in place."""
-    path = ROOT / plant.path
-    original = path.read_text()
+def copy_project(folder):
+    """The project's files (tracked and not ignored) copied into folder, with kernels/ also at sgaplus/kernels so
+    that the copy imports its own kernels, not the installed ones."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, folder / name)
+    shutil.copytree(folder / "kernels", folder / "sgaplus" / "kernels")
+
+
+def run(plant, folder):
+    """True when the plant's tests fail with it in place (in the copy of the project in folder)."""
+    paths = [folder / plant.path] + ([folder / "sgaplus" / plant.path] if plant.path.startswith("kernels/") else [])
+    original = paths[0].read_text()
     lines = [i for i, text in enumerate(original.splitlines()) if text.strip() == plant.line]
     if len(lines) != 1:
         raise SystemExit(f"{plant.name}: the line occurs {len(lines)} times in {plant.path}: {plant.line!r}")
@@ -80,11 +95,13 @@ def run(plant):
     indent = text[lines[0]][:len(text[lines[0]]) - len(text[lines[0]].lstrip())]
     text[lines[0]] = indent + plant.planted + "\n"
     try:
-        path.write_text("".join(text))
+        for path in paths:
+            path.write_text("".join(text))
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *plant.tests],
-                              cwd=ROOT, capture_output=True, text=True)
+                              cwd=folder, capture_output=True, text=True)
     finally:
-        path.write_text(original)
+        for path in paths:
+            path.write_text(original)
     return proc.returncode != 0
 
 
@@ -93,11 +110,14 @@ def main(argv=None):
     parser.add_argument("-k", default="", help="run the plants whose name contains this")
     args = parser.parse_args(argv)
     missed = []
-    for plant in [p for p in PLANTS if args.k in p.name]:
-        caught = run(plant)
-        print(f"{'caught' if caught else 'MISSED'}: {plant.name} ({plant.path}; {' '.join(plant.tests)})", flush=True)
-        if not caught:
-            missed.append(plant.name)
+    with tempfile.TemporaryDirectory(prefix="sgaplus-plants-") as folder:
+        copy_project(Path(folder))
+        for plant in [p for p in PLANTS if args.k in p.name]:
+            caught = run(plant, Path(folder))
+            print(f"{'caught' if caught else 'MISSED'}: {plant.name} ({plant.path}; {' '.join(plant.tests)})",
+                  flush=True)
+            if not caught:
+                missed.append(plant.name)
     return 1 if missed else 0
 
 
