@@ -7,4 +7,4 @@ from .stopping import EarlyStopping
 
 __all__ = ["EarlyStopping", "HoldDecaySchedule", "LatentRefiner", "RoundingConfig", "SGARound", "TemperatureSchedule",
            "budget_schedule", "sga_round", "schedule_preset"]
-__version__ = "0.3.0"
+__version__ = "0.4.0"
