@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, distributed, pipeline
+from . import __version__, distributed, memory, pipeline, presets
 from .bitstream import MAX_PIXELS, decode
 from .codecs import registry, vbr
 from .codecs.loading import DEFAULT_BUNDLED_ARCHITECTURE, bundled_architectures, codec_for_id, load_codec
@@ -65,35 +65,62 @@ def _add_refine_args(parser):
     group.add_argument("--a", type=float, help="ssl shape (default 2.3 for 2 classes, 1.4 for 3)")
     group.add_argument("--r", type=float, help="three-class factor (default 0.98)")
     group.add_argument("--n", type=float, help="three-class power (default 1.5)")
-    group.add_argument("--iterations", type=int, default=2000, help="refinement steps")
-    group.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate")
+    group.add_argument("--preset", default=presets.DEFAULT_PRESET, choices=tuple(presets.PRESETS),
+                       help="the settings the options below default to: " + "; ".join(
+                           f"{name}: {preset.description}" for name, preset in presets.PRESETS.items()))
+    group.add_argument("--iterations", type=int, help="refinement steps (default: the preset's)")
+    group.add_argument("--lr", type=float, help="Adam learning rate (default: the preset's)")
     group.add_argument("--lmbda", type=float, help="RD trade-off (default: the model's training lambda)")
-    group.add_argument("--schedule", default="sga+", choices=tuple(PRESETS),
-                       help="temperature schedule: " + "; ".join(f"{k}: {v}" for k, v in PRESETS.items())
-                       .replace("%", "%%"))  # argparse formats help text with %
+    group.add_argument("--schedule", choices=tuple(PRESETS),
+                       help="temperature schedule (default: the preset's): " + "; ".join(
+                           f"{k}: {v}" for k, v in PRESETS.items()).replace("%", "%%"))  # argparse formats with %
     group.add_argument("--tau-max", type=float, help="largest temperature, for --schedule sga+ or budget "
                                                      "(default 1.0)")
     group.add_argument("--rate", type=float, help="temperature decay rate, for --schedule sga+ (default 1e-3)")
     group.add_argument("--early-stop", type=positive_int, metavar="PATIENCE",
                        help="stop an image after PATIENCE checks without a relative improvement of --min-delta "
-                            "(default: off)")
-    group.add_argument("--min-delta", type=float, default=1e-3, help="relative improvement early stopping waits for")
+                            "(default: the preset's)")
+    group.add_argument("--no-early-stop", dest="early_stop", action="store_const", const=0,
+                       help="refine every image for all its iterations")
+    group.add_argument("--min-delta", type=float, help="relative improvement early stopping waits for (default: the "
+                                                       "preset's)")
     target = group.add_mutually_exclusive_group()
     target.add_argument("--target-bpp", type=float, help="refine each image to a file of this many bits per pixel "
                                                          "(lambda is adjusted; default: off)")
     target.add_argument("--target-bytes", type=positive_int, help="refine each image to a file of this many bytes")
-    group.add_argument("--check-every", type=int, default=10, help="steps between true-loss checks")
+    group.add_argument("--check-every", type=int, help="steps between true-loss checks (default: the preset's)")
     group.add_argument("--seed", type=int, default=0, help="noise seed")
     group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                        help="cpu, cuda or cuda:N")
     group.add_argument("--autocast", choices=("bfloat16", "float16"), help="codec convolutions under autocast")
     group.add_argument("--channels-last", action="store_true", help="image and latents in channels_last format")
-    group.add_argument("--compile", action="store_true", help="torch.compile the relaxed loss")
+    group.add_argument("--compile", action=argparse.BooleanOptionalAction,
+                       help="torch.compile the relaxed loss (default: the preset's; fast: when the run is long enough "
+                            "for it to pay)")
     group.add_argument("--cuda-graphs", action="store_true",
                        help="compile the relaxed loss with mode='reduce-overhead' (CUDA graphs; CUDA only)")
     group.add_argument("--tf32", choices=("on", "off"),
                        help="float32 convolutions of the relaxed steps on TF32 tensor cores, or not "
                             "(default: torch's setting)")
+
+
+def apply_preset(args):
+    """Fill the options left unset from the preset; a rate target's run keeps no early stopping it did not ask
+    for. compile may stay "auto" (resolved once the number of batches is known: resolve_compile)."""
+    chosen = presets.preset(args.preset)
+    target = getattr(args, "target_bpp", None) is not None or getattr(args, "target_bytes", None) is not None
+    for name in ("iterations", "lr", "schedule", "min_delta", "check_every", "compile"):
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(chosen, name))
+    if args.early_stop is None:
+        args.early_stop = None if target else chosen.early_stop
+    args.early_stop = args.early_stop or None  # --no-early-stop
+
+
+def resolve_compile(args, batches):
+    """compile "auto": whether compiling pays for a run of `batches` batches (each compiled step is reused)."""
+    if args.compile == "auto":
+        args.compile = presets.compile_pays(args.iterations * max(batches, 1))
 
 
 def checked_device(text):
@@ -160,6 +187,7 @@ def cmd_refine(args):
     if len(set(stems)) != len(stems):
         raise UsageError("two input images share a file name; refine them into separate --out folders")
     out = _output_folder(args.out)
+    apply_preset(args)
     pipeline.refuse_replacing_inputs(out, sources)
     done = pipeline.finished_rows(out, sources, pipeline.run_settings(args)) if args.resume else {}
     todo = [p for p in sources if p.stem not in done]
@@ -178,11 +206,13 @@ def cmd_refine(args):
     if codec.variable_rate and args.level is None and args.gain is None and images:
         codec = _nearest_level(args, codec, images, device, lambda level: load_codec(quality=quality,
                                                                                      **{**model, "level": level}))
+    resolve_compile(args, len(pipeline.make_batches(images, args.batch_size)))
     refiner = _refiner(args, codec)
+    limits = memory.plan(refiner, sorted({tuple(x.shape[-2:]) for _, x in images}), args.batch_size, device)
+    batches = pipeline.make_batches(images, args.batch_size, limits)
     out.mkdir(parents=True, exist_ok=True)
     order = {str(p): i for i, p in enumerate(sources)}
     rows = [(order[str(p)], done[p.stem]) for p in sources if p.stem in done]
-    batches = pipeline.make_batches(images, args.batch_size)
     try:
         for number in range(rank, len(batches), world):  # a batch's seed follows its place, not its rank
             batch = batches[number]
@@ -256,6 +286,8 @@ def cmd_demo(args):
         raise UsageError(f"--crop {args.crop} is larger than {args.image} ({width}x{height})")
     x = image[:, :args.crop, :args.crop].unsqueeze(0)
     device = checked_device(args.device)
+    apply_preset(args)
+    resolve_compile(args, 1)
     codec = load_codec(quality=args.quality, **model_of(args)).to(device)
     refiner = _refiner(args, codec)
     start = time.time()

@@ -46,9 +46,9 @@ def run_settings(args):
     if args.checkpoint and args.model:
         model += f" ({args.model})"
     return {"model_options": model, "level": args.level, "gain": args.gain, "lmbda": args.lmbda,
-            "method": args.method, "classes": args.classes,
-            "iterations": args.iterations, "schedule": args.schedule, "early_stop": args.early_stop,
-            "target_bpp": args.target_bpp, "target_bytes": args.target_bytes}
+            "method": args.method, "classes": args.classes, "preset": args.preset, "iterations": args.iterations,
+            "lr": args.lr, "schedule": args.schedule, "early_stop": args.early_stop, "target_bpp": args.target_bpp,
+            "target_bytes": args.target_bytes}
 
 
 def finished_rows(out, sources, settings):
@@ -92,12 +92,17 @@ def in_order(rows):
     return [row for _, row in sorted(rows, key=lambda item: item[0])]
 
 
-def make_batches(images, batch_size):
-    """Same-size images in input order, in chunks of at most batch_size; each chunk refines as one batch."""
+def make_batches(images, batch_size, limits=None):
+    """Same-size images in input order, in chunks of at most batch_size (limits: {size: a smaller batch size}, what
+    fits the memory); each chunk refines as one batch."""
     groups = defaultdict(list)
     for index, (name, x) in enumerate(images):
         groups[tuple(x.shape[-2:])].append((index, name, x))
-    return [group[i:i + batch_size] for group in groups.values() for i in range(0, len(group), batch_size)]
+    chunks = []
+    for size, group in groups.items():
+        step = (limits or {}).get(size, batch_size)
+        chunks += [group[i:i + step] for i in range(0, len(group), step)]
+    return chunks
 
 
 def own_files(codec, x, device):

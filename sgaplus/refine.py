@@ -45,13 +45,15 @@ class LatentRefiner:
     tensors on the image's device, so the annealing does not recompile), cuda_graphs (CUDA only: the
     relaxed loss compiled with mode="reduce-overhead", so forward and backward replay as CUDA graphs),
     tf32 (True: float32 convolutions and matmuls of the relaxed steps on TF32 tensor cores; False:
-    full float32; None: leave torch's settings, whose default is TF32 for cuDNN convolutions).
+    full float32; None: leave torch's settings, whose default is TF32 for cuDNN convolutions);
+    checkpoint_synthesis (recompute the synthesis transform in the backward instead of keeping its activations:
+    less memory, one more forward of g_s per step; memory.py turns it on when an image would not fit otherwise).
     """
 
     def __init__(self, codec, method="ssl", classes=2, *, a=None, r=None, n=None, iterations=2000, lr=5e-3,
                  lmbda=None, schedule=None, check_every=10, seed=0, progress=False, backend="auto",
                  autocast=None, channels_last=False, compile=False, cuda_graphs=False, tf32=None,
-                 early_stopping=None, target=None):
+                 checkpoint_synthesis=False, early_stopping=None, target=None):
         if method not in SGA_METHODS + BASELINES:
             raise ValueError(f"unknown method {method!r}; valid: {', '.join(SGA_METHODS + BASELINES)}")
         # the op's configuration, validated now rather than at the first step (None for baselines)
@@ -83,7 +85,7 @@ class LatentRefiner:
         self.autocast_dtype, self.channels_last = AUTOCAST_DTYPES[autocast], channels_last
         if tf32 not in (None, True, False):
             raise ValueError(f"tf32 must be True, False or None, got {tf32!r}")
-        self.tf32, self.cuda_graphs = tf32, cuda_graphs
+        self.tf32, self.cuda_graphs, self.checkpoint_synthesis = tf32, cuda_graphs, checkpoint_synthesis
         self._loss = self.relaxed_loss
         if cuda_graphs:
             if compile not in (False, True, "inductor"):
@@ -115,13 +117,22 @@ class LatentRefiner:
         model. clamp: measure the reconstruction as the decoder outputs it (in [0, 1]); the relaxed loss does not.
         lmbda: a (B,) tensor of per-image lambdas instead of self.lmbda.
         """
-        x_hat = self.codec.synthesis(y_hat)[..., :size[0], :size[1]]
+        x_hat = self._synthesis(y_hat)[..., :size[0], :size[1]]
         if clamp:
             x_hat = x_hat.clamp(0, 1)
         mse = ((x_hat - x) ** 2).flatten(1).mean(dim=1)
         bits = self.codec.bits(y_hat, z_hat, entropy)
         loss = (self.lmbda if lmbda is None else lmbda) * 255 ** 2 * mse + bits / (size[0] * size[1])
         return loss, bits, mse, x_hat
+
+    def _synthesis(self, y_hat):
+        """g_s(y_hat); with checkpoint_synthesis (and gradients), each of its stages is recomputed in the backward,
+        one at a time, instead of keeping its activations."""
+        if not (self.checkpoint_synthesis and torch.is_grad_enabled()):
+            return self.codec.synthesis(y_hat)
+        for stage in self.codec.synthesis_stages():
+            y_hat = torch.utils.checkpoint.checkpoint(stage, y_hat, use_reentrant=False)
+        return y_hat
 
     def relaxed_loss(self, x, y, z, tau, rng=None, lmbda=None, centres=None):
         """(per-image loss (B,), next rounding centres) of latents y, z (z None without z) with the method's relaxed
@@ -226,7 +237,7 @@ class LatentRefiner:
         with self._precision():
             with torch.autocast(batch.x.device.type, dtype=self.autocast_dtype,
                                 enabled=self.autocast_dtype is not None):
-                loss, centres = self._loss(batch.x, batch.y, batch.z, tau, rng, batch.lmbdas, batch.centres)
+                loss, centres = self._loss_of(batch.x, batch.y, batch.z, tau, rng, batch.lmbdas, batch.centres)
                 loss = loss.float()
             if centres is not None:  # a cuda graph's outputs are overwritten by its next replay
                 batch.centres = centres.clone() if self.cuda_graphs else centres
@@ -235,6 +246,20 @@ class LatentRefiner:
         batch.flag_nonfinite(loss)
         batch.optimizer.step()
         return loss.detach()
+
+    def _loss_of(self, *args):
+        """The relaxed loss, compiled when asked; when compiling fails, the eager loss from then on (one warning)."""
+        if self._loss is self.relaxed_loss:
+            return self.relaxed_loss(*args)
+        try:
+            return self._loss(*args)
+        except torch._dynamo.exc.TorchDynamoException as error:
+            cause = getattr(error, "inner_exception", None) or error  # a backend's own error, where it raised one
+            reason = (str(cause).strip().splitlines() or [""])[0][:200]
+            warnings.warn(f"compiling the relaxed loss failed ({type(cause).__name__}: {reason}); refining without "
+                          f"compiling", RuntimeWarning, stacklevel=4)
+            self._loss = self.relaxed_loss
+            return self.relaxed_loss(*args)
 
     def _check(self, batch):
         """The true loss of every row: the hard latents the encoder writes (for a context model, its fixed point)."""

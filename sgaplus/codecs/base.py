@@ -84,6 +84,11 @@ class HyperpriorCodec(ABC):
     def synthesis(self, y_hat):
         """x_hat = g_s(y_hat)."""
 
+    def synthesis_stages(self):
+        """Functions whose composition, in order, is `synthesis`: the refiner recomputes them one at a time in the
+        backward when memory is short (activation checkpointing). One stage unless an adapter splits g_s."""
+        return [self.synthesis]
+
     @abstractmethod
     def bits(self, y_hat, z_hat, entropy):
         """Bits of each image in the batch, (B,), from the entropy models' likelihoods (entropy: what y_latents

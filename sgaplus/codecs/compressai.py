@@ -57,6 +57,10 @@ class CompressAIAdapter(HyperpriorCodec):
     def synthesis(self, y_hat):
         return self.model.g_s(y_hat)
 
+    def synthesis_stages(self):
+        """g_s's layers, where it is a sequence of them (every CompressAI image model's is)."""
+        return list(self.model.g_s) if isinstance(self.model.g_s, torch.nn.Sequential) else [self.synthesis]
+
 
 class CompressAIHyperprior(CompressAIAdapter):
     """Wraps a CompressAI MeanScaleHyperprior or ScaleHyperprior."""

@@ -1,0 +1,43 @@
+"""Named refinement settings: the SGA+ paper's (for reproduction) and a fast one, the command line's default.
+
+How the fast preset was chosen, and what it was measured against, is in docs/refinement.md ("Presets"). Options
+given explicitly override a preset's values.
+"""
+from dataclasses import dataclass
+from typing import Optional, Union
+
+
+@dataclass(frozen=True)
+class Preset:
+    description: str
+    iterations: int
+    schedule: str  # a schedule preset name (schedule.PRESETS)
+    lr: float
+    early_stop: Optional[int]  # patience in checks, or None (off)
+    min_delta: float
+    check_every: int
+    compile: Union[bool, str]  # True, False, or "auto": compile when the run is long enough to pay (compile_pays)
+
+
+PRESETS = {
+    "paper": Preset("the SGA+ paper's setting: 2000 iterations, its schedule exp(-1e-3 t), lr 5e-3, eager",
+                    iterations=2000, schedule="sga+", lr=5e-3, early_stop=None, min_delta=1e-3, check_every=10,
+                    compile=False),
+    "fast": Preset("500 iterations on the budget schedule with lr 2e-2, compiled when the run is long enough",
+                   iterations=500, schedule="budget", lr=2e-2, early_stop=None, min_delta=1e-3, check_every=10,
+                   compile="auto"),
+}
+DEFAULT_PRESET = "paper"
+# "auto" compiles the relaxed loss when a run makes at least this many steps (iterations times batches): below it,
+# compiling costs more time than it saves on the CPU it was measured on (docs/refinement.md, "Presets")
+COMPILE_MIN_STEPS = 4000
+
+
+def compile_pays(steps):
+    return steps >= COMPILE_MIN_STEPS
+
+
+def preset(name):
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+    return PRESETS[name]

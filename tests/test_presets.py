@@ -1,0 +1,86 @@
+"""Presets: the options a user leaves unset take the preset's values, explicit options win, "auto" compiles only
+runs long enough to pay; a compiler that fails leaves the run eager with one warning and the same results."""
+import json
+import warnings
+
+import pytest
+import torch
+from helpers import bundled_codec, sample_crop
+
+from sgaplus import presets
+from sgaplus.cli import apply_preset, build_parser, main, resolve_compile
+from sgaplus.refine import LatentRefiner
+
+
+def options(*words):
+    args = build_parser().parse_args(["refine", "x.png", *words])
+    apply_preset(args)
+    return args
+
+
+def test_each_preset_fills_what_is_left_unset():
+    for name, preset in presets.PRESETS.items():
+        args = options("--preset", name)
+        assert (args.iterations, args.lr, args.schedule, args.check_every, args.early_stop, args.compile) == \
+            (preset.iterations, preset.lr, preset.schedule, preset.check_every, preset.early_stop, preset.compile)
+    assert options().preset == presets.DEFAULT_PRESET
+    paper = options("--preset", "paper")
+    assert (paper.iterations, paper.lr, paper.schedule, paper.compile) == (2000, 5e-3, "sga+", False)
+
+
+def test_explicit_options_override_the_preset():
+    args = options("--preset", "fast", "--iterations", "123", "--lr", "0.001", "--schedule", "yang2020",
+                   "--check-every", "7", "--no-compile", "--early-stop", "4")
+    assert (args.iterations, args.lr, args.schedule, args.check_every, args.compile, args.early_stop) == \
+        (123, 0.001, "yang2020", 7, False, 4)
+    assert options("--preset", "paper", "--compile").compile is True
+    assert options("--no-early-stop").early_stop is None
+
+
+def test_auto_compiles_only_runs_long_enough_to_pay():
+    args = options("--preset", "fast")
+    assert args.compile == "auto"
+    resolve_compile(args, batches=1)
+    assert args.compile is presets.compile_pays(args.iterations)
+    long_run = options("--preset", "fast")
+    resolve_compile(long_run, batches=presets.COMPILE_MIN_STEPS)
+    assert long_run.compile is True
+
+
+def test_the_chosen_preset_is_recorded_for_resume(tmp_path, images):
+    out = tmp_path / "out"
+    assert main(["refine", str(images[0]), "--preset", "fast", "--iterations", "3", "--out", str(out)]) == 0
+    settings = json.loads((out / "metrics.json").read_text())["settings"]
+    assert (settings["preset"], settings["iterations"], settings["lr"], settings["schedule"]) == \
+        ("fast", 3, presets.PRESETS["fast"].lr, presets.PRESETS["fast"].schedule)
+
+
+@pytest.fixture
+def images(tmp_path):
+    from PIL import Image
+    path = tmp_path / "one.png"
+    Image.fromarray(sample_crop(64)[0].mul(255).round().byte().permute(1, 2, 0).numpy()).save(path)
+    return [path]
+
+
+@pytest.fixture
+def broken_compiler():
+    import torch._dynamo
+
+    def broken(graph, example_inputs):
+        raise RuntimeError("this compiler is broken")
+
+    torch._dynamo.register_backend(broken, "sgaplus_test_broken")
+    return "sgaplus_test_broken"
+
+
+def test_a_compiler_that_fails_leaves_the_run_eager_with_one_warning(broken_compiler):
+    x = sample_crop(64)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled = LatentRefiner(bundled_codec(), "ssl", iterations=20, compile=broken_compiler).refine(x)
+    messages = [str(w.message) for w in caught if "compiling the relaxed loss failed" in str(w.message)]
+    assert messages == ["compiling the relaxed loss failed (RuntimeError: this compiler is broken); refining without "
+                        "compiling"]
+    eager = LatentRefiner(bundled_codec(), "ssl", iterations=20).refine(x)
+    assert torch.equal(compiled.y_hat, eager.y_hat) and compiled.best.loss == eager.best.loss
