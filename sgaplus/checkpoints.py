@@ -17,12 +17,21 @@ class CheckpointError(SgaplusError, ValueError):
     """A checkpoint that cannot be read: missing, corrupt, or not an sgaplus checkpoint."""
 
 
-def save_checkpoint(model, path, architecture, N, M, info, options=None):
+def save_checkpoint(model, path, architecture, N, M, info, options=None, half=False):
     """Write the model (after model.update(), so its coder tables travel with it) atomically. options: the model
-    class's other constructor arguments (e.g. ELIC's channel groups), if any."""
+    class's other constructor arguments (e.g. ELIC's channel groups), if any. half: store the floating-point weights
+    in float16 (half the size); the model's weights are rounded to float16 first, so the coder tables are those of
+    the weights a reader loads."""
+    if half:
+        with torch.no_grad():
+            for tensor in model.state_dict().values():
+                if tensor.is_floating_point():
+                    tensor.copy_(tensor.half())
     model.update(force=True)
+    state = {key: value.half() if half and value.is_floating_point() else value
+             for key, value in model.state_dict().items()}
     payload = {"format": FORMAT, "version": VERSION, "architecture": architecture, "N": N, "M": M,
-               "options": dict(options or {}), "info": info, "state_dict": model.state_dict()}
+               "options": dict(options or {}), "info": info, "state_dict": state}
     tmp = f"{path}.tmp"
     torch.save(payload, tmp)
     os.replace(tmp, path)

@@ -55,3 +55,11 @@ def test_the_package_installed_from_the_wheel_runs_its_kernels(wheel, tmp_path):
     assert run.returncode == 0, run.stderr
     package, kernels = run.stdout.split()
     assert Path(package).is_relative_to(site) and Path(kernels) == site / "sgaplus" / "kernels" / "rounding.py"
+
+
+def test_the_project_fits_one_device_call():
+    """The GPU machine takes a working tree of at most 64 MiB per call (wheels carried included): the project's own
+    files stay under 60 MiB (bundled checkpoints can be stored at half size: checkpoints.save_checkpoint)."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs the git checkout to know the project's files")
+    assert sum((ROOT / name).stat().st_size for name in project_files()) < 60 * 2 ** 20
