@@ -7,31 +7,17 @@ one relaxed refinement step. Writes bench/results/context-check-<device>.{json,m
 """
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 
 import torch
-from machine import device_name
+from machine import device_name, slug
+from timing import timed
 
 from sgaplus.codecs import registry
 from sgaplus.codecs.loading import bundled_architectures, load_codec
 from sgaplus.images import EVAL_IMAGES, load_shipped_image
 from sgaplus.refine import LatentRefiner
-
-
-def timed(function, device, repeats):
-    """(median seconds, last result) of function() over `repeats` runs."""
-    times, result = [], None
-    for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        result = function()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def measure(codec, x, device, repeats):
@@ -83,7 +69,7 @@ def main():
             rows.append(row)
             print(json.dumps(row))
     device = device_name(args.device)
-    name = "cpu" if args.device == "cpu" else torch.cuda.get_device_name().lower().replace(" ", "-")
+    name = "cpu" if args.device == "cpu" else slug(device)
     meta = {"device": device, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "rows": rows,
             "note": "medians of --repeats runs; the serial computation once; batch = the held-out images"}
     args.out.mkdir(parents=True, exist_ok=True)

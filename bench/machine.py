@@ -1,6 +1,7 @@
 """The machine a measurement ran on, named the same way in every report: the GPU's name, or the CPU's model and
-the number of threads torch uses."""
+the number of threads torch uses; and that name as a file name (letters, digits and dashes)."""
 import platform
+import re
 from pathlib import Path
 
 import torch
@@ -14,3 +15,7 @@ def device_name(device="cpu"):
         if line.startswith("model name"):
             return f"CPU {line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
     return f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+def slug(name):
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]

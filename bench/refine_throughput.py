@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import torch
-from machine import device_name
+from machine import device_name, slug
 
 from sgaplus.codecs.loading import load_codec
 from sgaplus.images import EVAL_IMAGES, TRAIN_IMAGES, load_shipped_image
@@ -140,8 +140,7 @@ def main():
             "mean_true_loss": sum(losses) / len(losses)}
         print(name, json.dumps(report["variants"][name]), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    name = report["device"].lower().replace(" ", "-")
-    path = args.out / f"refine-throughput-{name}.json"
+    path = args.out / f"refine-throughput-{slug(report['device'])}.json"
     path.write_text(json.dumps(report, indent=1) + "\n")
     plot(report, path.with_suffix(".png"))
     print(json.dumps(report, indent=1))

@@ -1,5 +1,7 @@
 """What the benchmarks compare, in one place: the contenders (three ways to compute SGA+ rounding), the
 configurations, sizes and kernel launch configurations, and how much each contender keeps for backward."""
+import os
+
 import torch
 
 import sgaplus
@@ -12,7 +14,11 @@ ALL_CONFIGS = tuple(f"{m}-{c}" for c in (2, 3) for m in METHODS[c])  # every met
 LAUNCHES = [(512, 4), (1024, 4), (1024, 8), (2048, 4), (2048, 8), (4096, 8), (8192, 16)]  # (BLOCK, num_warps)
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 KODAK = 192 * 48 * 64  # one Kodak-size latent, 589,824 elements
-SIZES = [KODAK, 4 << 20, 16 << 20, 64 << 20] if DEVICE == "cuda" else [KODAK, 4 << 20]
+# run.py --sizes passes its sizes to the benchmark processes in this variable (a dry run uses tiny ones)
+SIZES = [int(size) for size in os.environ["SGAPLUS_BENCH_SIZES"].split(",")] if "SGAPLUS_BENCH_SIZES" in os.environ \
+    else [KODAK, 4 << 20, 16 << 20, 64 << 20] if DEVICE == "cuda" else [KODAK, 4 << 20]
+# the refinement-step benchmark's image, height x width (run.py --step-image)
+STEP_IMAGE = tuple(int(side) for side in os.environ.get("SGAPLUS_BENCH_STEP_IMAGE", "512x768").split("x"))
 TAU = 0.5
 _compiled = {}
 # every (size, dtype, grad) case is its own static-shape compile; past the limit dynamo would run eager

@@ -11,7 +11,7 @@ kernel launch configuration (BLOCK, num_warps) in LAUNCHES.
 import argparse
 import datetime
 import json
-import re
+import os
 import subprocess
 import sys
 import tempfile
@@ -23,12 +23,8 @@ import torch
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from machine import device_name  # noqa: E402
+from machine import device_name, slug  # noqa: E402
 from registry import CONTENDERS, DEVICE, HEADLINE_CONFIGS, LAUNCHES, SIZES, config, kept_bytes, rounding_fn, synchronize  # noqa: E402,E501
-
-
-def slug(name):
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
 
 
 def memory_table():
@@ -192,7 +188,13 @@ def main():
     parser.add_argument("--merge", action="store_true",
                         help="keep the benchmarks of this device's existing report that this run does not repeat")
     parser.add_argument("--no-roofline", action="store_true", help="skip the GPU roofline sweep")
+    parser.add_argument("--no-memory", action="store_true", help="skip the table of bytes kept for backward")
+    parser.add_argument("--sizes", help="comma-separated op sizes in elements, instead of registry.SIZES")
+    parser.add_argument("--step-image", help="HxW of the refinement-step benchmark's image (default 512x768)")
     args = parser.parse_args()
+    for variable, value in (("SGAPLUS_BENCH_SIZES", args.sizes), ("SGAPLUS_BENCH_STEP_IMAGE", args.step_image)):
+        if value:
+            os.environ[variable] = value
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.json"
         cmd = [sys.executable, "-m", "pytest", str(HERE), "-q", "-p", "no:cacheprovider", "--benchmark-only",
@@ -204,7 +206,7 @@ def main():
     name = device_name(DEVICE)
     stem = args.out / slug(name)
     report = {"device": name, "torch": str(torch.__version__), "triton": triton.__version__,
-              "date": datetime.date.today().isoformat(), "memory": memory_table(),
+              "date": datetime.date.today().isoformat(), "memory": None if args.no_memory else memory_table(),
               "roofline": roofline(SIZES[-1], DEVICE) if DEVICE == "cuda" and not args.no_roofline else None,
               "pytest_benchmark": benchmarks}
     if args.merge and stem.with_suffix(".json").exists():

@@ -1,7 +1,7 @@
 """End to end: one refinement step (forward + backward + Adam) of the bundled model, fused op vs eager."""
 import pytest
 import torch
-from registry import DEVICE, synchronize
+from registry import DEVICE, STEP_IMAGE, synchronize
 
 from sgaplus.codecs.loading import load_codec
 from sgaplus.images import load_shipped_image
@@ -12,14 +12,14 @@ from sgaplus.refine import LatentRefiner, pad_to_multiple
 class EagerRefiner(LatentRefiner):
     """The same loop with the paper-style PyTorch rounding in place of the fused op."""
 
-    def _relaxed(self, value, offsets, tau, noise):
-        generator = None if noise is None else torch.Generator(device=value.device).manual_seed(int(noise))
+    def _relaxed(self, value, offsets, tau, noise, stream=0):
+        generator = None if noise is None else torch.Generator(device=value.device).manual_seed(int(noise) + stream)
         return sga_round_reference(value, tau, self.rounding, means=offsets, generator=generator)
 
 
 def kodak_size_batch(batch):
     image = load_shipped_image("hubble_deep_field")
-    return image[:, :512, :768].unsqueeze(0).repeat(batch, 1, 1, 1)
+    return image[:, :STEP_IMAGE[0], :STEP_IMAGE[1]].unsqueeze(0).repeat(batch, 1, 1, 1)
 
 
 @pytest.mark.parametrize("batch", [1, 8])
@@ -43,6 +43,6 @@ def test_refinement_step(benchmark, rounding, batch):
 
     step()
     benchmark.extra_info.update(suite="refine-step", contender=rounding, batch=batch, device=DEVICE,
-                                image="768x512")
+                                image=f"{STEP_IMAGE[1]}x{STEP_IMAGE[0]}")
     benchmark.group = f"refine-step batch={batch}"
     benchmark.pedantic(step, rounds=3 if DEVICE == "cpu" else 20, warmup_rounds=1)

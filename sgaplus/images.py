@@ -13,6 +13,9 @@ TRAIN_IMAGES = ("chelsea", "rocket", "hubble_deep_field", "immunohistochemistry"
                 "motorcycle_left", "motorcycle_right")
 GRAYSCALE_TRAIN_IMAGES = ("camera", "brick", "grass", "gravel", "moon", "coins", "page", "text", "cell", "clock")
 EVAL_IMAGES = ("astronaut", "coffee")
+# Images no bundled model was trained on, for choosing defaults: the held-out two, skimage's synthetic colour wheel
+# and the photograph matplotlib ships (matplotlib is in the bench extra).
+UNSEEN_IMAGES = EVAL_IMAGES + ("colorwheel", "grace_hopper")
 
 
 class ImageError(SgaplusError, ValueError):
@@ -31,7 +34,12 @@ def load_shipped_image(name):
         return rgb_tensor(skimage.data.stereo_motorcycle()[0 if name == "motorcycle_left" else 1])
     if name in GRAYSCALE_TRAIN_IMAGES:
         return rgb_tensor(np.repeat(getattr(skimage.data, name)()[..., None], 3, axis=2))
-    known = TRAIN_IMAGES + GRAYSCALE_TRAIN_IMAGES + EVAL_IMAGES
+    if name == "grace_hopper":
+        from matplotlib import cbook
+        from PIL import Image
+        with cbook.get_sample_data("grace_hopper.jpg") as file:
+            return rgb_tensor(np.array(Image.open(file).convert("RGB")))
+    known = TRAIN_IMAGES + GRAYSCALE_TRAIN_IMAGES + UNSEEN_IMAGES
     if name not in known:
         raise ImageError(f"unknown sample image {name!r}; samples: {', '.join(known)}")
     return rgb_tensor(getattr(skimage.data, name)())

@@ -1,47 +1,99 @@
 #!/usr/bin/env bash
-# On the GPU machine: the CUDA tests, the benchmark suites and the refinement throughput run; results
-# land in bench/results/ and are copied to $OUT (when set) so they come back to commit.
-#   bash tools/gpu.sh [tests|bench|op|step|throughput|all]   (default all)
-# One device call may run 10 minutes: split the work across calls, e.g. tests, then op (the op suites and
-# the roofline), then step (the refinement-step suite), then throughput. op and step merge into the
-# device's report in bench/results (commit what came back from one call before the next, so it travels).
+# The GPU checks, in one device call of at most 8 minutes: each stage has its own time limit, so a slow one cannot
+# starve the rest, and what the stages wrote is copied to $OUT after each stage and on exit, whatever failed.
 #
-# That machine has torch, triton, pytest-benchmark, scikit-image and matplotlib, but no compressai:
-# before the call, fetch its wheels here into .whl/ (ignored by git) and name .whl in `carry`:
+#   bash tools/gpu.sh             # on the GPU machine (device tool: run, timeout_s 540, carry .whl)
+#   bash tools/gpu.sh --dry-run   # the same stages on this machine's CPU with tiny sizes (tests/test_gpu_script.py)
+#
+# Stages (limit in seconds): env (20: device, driver, versions, date), tests (150: the tests marked cuda), op (130: the
+# op suites for ssl-2 and linear-3 with the copy-bandwidth roofline), step (60: one refinement step, fused vs eager),
+# throughput (100: 24 Kodak-size crops x 200 iterations, batched variants against one image at a time).
+# Results: $GPU_RESULTS (default bench/results/gpu): gpu-stages.json (env and each stage's status and seconds),
+# gpu-run.log (every stage's output), the op report (<device>.{json,md,png}) and the throughput report
+# (refine-throughput-<device>.{json,png}): at most 8 files, as the device call returns.
+#
+# The GPU machine has torch, triton, pytest-benchmark, scikit-image and matplotlib, but no compressai: before the
+# call, fetch its wheels into .whl/ (ignored by git) and name .whl in carry:
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_34_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
 #     -d .whl compressai==1.2.8 pytorch-msssim==1.0.0
+# Limits can be changed per stage: GPU_LIMIT_TESTS=200 bash tools/gpu.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
-stage=${1:-all}
-case "$stage" in
-  tests|bench|op|step|throughput|all) ;;
-  *) echo "unknown stage '$stage'; valid: tests bench op step throughput all" >&2; exit 2 ;;
+case "$*" in
+  "") dry=0 ;;
+  --dry-run) dry=1 ;;
+  *) echo "usage: bash tools/gpu.sh [--dry-run]" >&2; exit 2 ;;
 esac
-if compgen -G ".whl/*.whl" > /dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site
-fi
-python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . || exit 1
-python3 -c "import torch, triton; print(torch.__version__, triton.__version__, torch.cuda.get_device_name())"
+results=${GPU_RESULTS:-bench/results/gpu}
+mkdir -p "$results"
+log="$results/gpu-run.log"
+stages="$results/gpu-stages.jsonl"
+: > "$log"
+: > "$stages"
+export PYTHONUNBUFFERED=1
+
+deliver() {  # the stages' files to $OUT (the device call brings back what is there)
+  python3 - "$results" "$stages" <<'EOF'
+import json, sys
+from pathlib import Path
+results, lines = Path(sys.argv[1]), Path(sys.argv[2]).read_text().splitlines()
+report = {"stages": [json.loads(line) for line in lines if line.strip()]}
+env = results / "gpu-env.json"
+if env.exists():
+    report["env"] = json.loads(env.read_text())
+(results / "gpu-stages.json").write_text(json.dumps(report, indent=1) + "\n")
+EOF
+  if [ -n "${OUT:-}" ]; then
+    find "$results" -maxdepth 1 -type f ! -name '*.jsonl' ! -name 'gpu-env.json' -exec cp {} "$OUT"/ \;
+  fi
+}
+trap deliver EXIT
+
 status=0
-stamp=$(mktemp)  # what this run writes is newer than this file
-if [ "$stage" = tests ] || [ "$stage" = all ]; then
-  python3 -m pytest -q -m cuda tests 2>&1 | tee bench/results/cuda-tests.log || status=1
+stage() {  # stage NAME LIMIT COMMAND...: run under its limit, record status and seconds, deliver
+  local name=$1 limit=$2
+  shift 2
+  echo "=== $name (limit ${limit}s) $(date -u +%FT%TZ)" >> "$log"
+  local start=$SECONDS
+  timeout -k 5 "$limit" "$@" >> "$log" 2>&1
+  local rc=$?
+  echo "{\"stage\": \"$name\", \"status\": $rc, \"seconds\": $((SECONDS - start)), \"limit\": $limit}" >> "$stages"
+  [ $rc -eq 0 ] || status=1
+  deliver
+}
+
+if [ $dry -eq 0 ]; then
+  if compgen -G ".whl/*.whl" > /dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+      || exit 1
+    export PYTHONPATH=/tmp/site
+  fi
+  python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . || exit 1
+  device=cuda
+  op_args=(-k "test_speed and (ssl-2 or linear-3)")
+  step_args=(-k test_refinement_step)
+  throughput_args=(--images 24 --baseline-images 2 --iterations 200 --batch 24)
+else  # the same stages on the CPU, sized to take seconds
+  device=cpu
+  op_args=(-k "test_speed and ssl-2 and fwd+bwd and float32 and not compile" --sizes 4096 --no-memory)
+  step_args=(-k "test_refinement_step and not 8" --step-image 64x96)
+  throughput_args=(--images 2 --baseline-images 1 --iterations 2 --batch 2 --height 64 --width 64 --variants batched)
 fi
-if [ "$stage" = bench ] || [ "$stage" = all ]; then
-  python3 bench/run.py 2>&1 | tee bench/results/bench.log || status=1
-fi
-if [ "$stage" = op ]; then
-  python3 bench/run.py -k "test_speed or test_all_methods" --merge 2>&1 | tee bench/results/bench-op.log || status=1
-fi
-if [ "$stage" = step ]; then
-  python3 bench/run.py -k test_refinement_step --merge --no-roofline 2>&1 | tee bench/results/bench-step.log || status=1
-fi
-if [ "$stage" = throughput ] || [ "$stage" = all ]; then
-  python3 bench/refine_throughput.py --images 24 --baseline-images 2 --iterations 2000 --batch 24 \
-    2>&1 | tee bench/results/throughput.log || status=1
-fi
-# only this run's files travel back (the device call returns at most 8)
-if [ -n "${OUT:-}" ]; then find bench/results -type f -newer "$stamp" -exec cp {} "$OUT"/ \;; fi
+
+stage env "${GPU_LIMIT_ENV:-20}" python3 -c "
+import datetime, json, pathlib, subprocess, sys, torch, triton
+driver = subprocess.run(['nvidia-smi', '--query-gpu=driver_version', '--format=csv,noheader'], capture_output=True,
+                        text=True).stdout.strip() if torch.cuda.is_available() else None
+pathlib.Path(sys.argv[1]).write_text(json.dumps({
+    'device': torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu', 'driver': driver,
+    'torch': torch.__version__, 'triton': triton.__version__, 'python': sys.version.split()[0],
+    'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}))
+" "$results/gpu-env.json"
+stage tests "${GPU_LIMIT_TESTS:-150}" python3 -m pytest -q -p no:cacheprovider -m cuda tests
+stage op "${GPU_LIMIT_OP:-130}" python3 bench/run.py "${op_args[@]}" --out "$results"
+stage step "${GPU_LIMIT_STEP:-60}" python3 bench/run.py "${step_args[@]}" --merge --no-roofline --no-memory \
+  --out "$results"
+stage throughput "${GPU_LIMIT_THROUGHPUT:-100}" python3 bench/refine_throughput.py "${throughput_args[@]}" \
+  --device "$device" --out "$results"
 exit $status
