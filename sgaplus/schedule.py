@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from .ops._common import check_positive
 
 SGA_PLUS_FINAL_TAU = math.exp(-2.0)  # where SGA+'s default schedule ends after its 2000 steps
-BUDGET_HOLD = 0.2  # the budget preset's hold: better than none at 500 steps (README, comparison 8)
+BUDGET_HOLD = 0.2  # the budget preset's hold: better than none at 500 steps (docs/results.md, comparison 8)
 
 
 @dataclass(frozen=True)

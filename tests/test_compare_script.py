@@ -21,6 +21,10 @@ def test_comparison_writes_tables_and_plot(tmp_path, command):
         assert stem.with_suffix(suffix).stat().st_size > 0
     report = json.loads(stem.with_suffix(".json").read_text())
     assert report["images"] == ["astronaut", "coffee"] and report["rows"]
+    if command == "methods":  # every method starts from the codec's own latents; base does not move from them
+        base = {row["method"]: row for row in report["rows"]}["base"]
+        assert all(row["base_loss"] == base["base_loss"] == row["history"][0]["loss"] for row in report["rows"])
+        assert base["loss"] == base["base_loss"] and len(report["rows"]) == 10
     if command == "rd":
         assert set(report["bd"]) == {"ssl vs atanh", "ssl vs base", "atanh vs base", "base vs jpeg", "ssl vs jpeg",
                                      "ssl vs webp"}
