@@ -1,6 +1,7 @@
 """The memory estimate protects runs: it bounds the measured peak of a relaxed step (measured in a fresh process,
 as the growth of its peak resident memory), and a batch that would not fit the free memory is refined in smaller
 batches, with the synthesis checkpointed, or refused in one line before any work."""
+import functools
 import json
 import subprocess
 import sys
@@ -33,7 +34,9 @@ print(json.dumps({"estimate": estimate, "measured": (after - before) * 1024}))
 """
 
 
+@functools.lru_cache(maxsize=None)
 def measured_and_estimated(architecture, height, width, checkpoint=False):
+    """{estimate, measured} bytes of one refinement in a fresh process (each configuration measured once)."""
     run = subprocess.run([sys.executable, "-c", MEASURE, architecture, str(height), str(width), str(int(checkpoint))],
                          capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -50,8 +53,8 @@ def test_the_estimate_bounds_the_measured_peak(architecture, checkpoint):
 
 
 def test_checkpointing_the_synthesis_lowers_the_peak_where_the_estimate_says_so():
-    plain = measured_and_estimated("cheng2020-anchor", 1024, 1536)
-    checkpointed = measured_and_estimated("cheng2020-anchor", 1024, 1536, checkpoint=True)
+    plain = measured_and_estimated("cheng2020-anchor", 1024, 1536, False)
+    checkpointed = measured_and_estimated("cheng2020-anchor", 1024, 1536, True)
     assert checkpointed["estimate"] < 0.8 * plain["estimate"] and checkpointed["measured"] < 0.9 * plain["measured"]
 
 
