@@ -197,15 +197,7 @@ def cmd_refine(args):
     rank, world, device = distributed.setup(checked_device(args.device))
     if (args.target_bpp or args.target_bytes) and args.early_stop:
         raise UsageError("--early-stop and a target size exclude each other (the target moves lambda)")
-    quality = args.quality  # the options stay as given: --resume compares them
-    model = model_of(args)
-    if (args.target_bpp or args.target_bytes) and not (args.model or args.quality or args.checkpoint) and images:
-        quality = pipeline.nearest_bundled_quality(images, target_of(args), device, model["bundled"])
-        print(f"target size: starting from bundled model q{quality}, the nearest to the target", file=sys.stderr)
-    codec = load_codec(quality=quality, **model).to(device)
-    if codec.variable_rate and args.level is None and args.gain is None and images:
-        codec = _nearest_level(args, codec, images, device, lambda level: load_codec(quality=quality,
-                                                                                     **{**model, "level": level}))
+    codec = _codec(args, images, device)
     resolve_compile(args, len(pipeline.make_batches(images, args.batch_size)))
     refiner = _refiner(args, codec)
     limits = memory.plan(refiner, sorted({tuple(x.shape[-2:]) for _, x in images}), args.batch_size, device)
@@ -237,6 +229,20 @@ def cmd_refine(args):
         print(f"wrote {len(rows) - len(done)} bitstreams, reconstructions and metrics to {out}{skipped}"
               + (f" ({world} processes)" if world > 1 else ""))
     return 0
+
+
+def _codec(args, images, device):
+    """The codec the options name; with a target size or another lambda and no quality or level given, the bundled
+    quality or the variable-rate level nearest to it. The options stay as given: --resume compares them."""
+    quality, model = args.quality, model_of(args)
+    if (args.target_bpp or args.target_bytes) and not (args.model or args.quality or args.checkpoint) and images:
+        quality = pipeline.nearest_bundled_quality(images, target_of(args), device, model["bundled"])
+        print(f"target size: starting from bundled model q{quality}, the nearest to the target", file=sys.stderr)
+    codec = load_codec(quality=quality, **model).to(device)
+    if codec.variable_rate and args.level is None and args.gain is None and images:
+        codec = _nearest_level(args, codec, images, device, lambda level: load_codec(quality=quality,
+                                                                                     **{**model, "level": level}))
+    return codec
 
 
 def _nearest_level(args, codec, images, device, load):

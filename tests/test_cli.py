@@ -12,6 +12,7 @@ import torch
 from helpers import sample_crop
 from PIL import Image
 
+from sgaplus import presets
 from sgaplus.cli import main
 
 
@@ -220,7 +221,8 @@ def test_version_help_defaults_and_csv(tmp_path, images, capsys):
     assert capsys.readouterr().out.strip() == f"sgaplus {__version__}"
     with pytest.raises(SystemExit):
         run_cli("refine", "--help")
-    assert "(default: 2000)" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert f"(default: {presets.DEFAULT_PRESET})" in shown and "(default: the preset's)" in shown
     out = tmp_path / "out"
     assert run_cli("refine", *images, "--iterations", 2, "--out", out) == 0
     assert "ssl: one.png, two.png" in capsys.readouterr().err  # the progress bar names the images
