@@ -117,10 +117,11 @@ def apply_preset(args):
     args.early_stop = args.early_stop or None  # --no-early-stop
 
 
-def resolve_compile(args, batches):
-    """compile "auto": whether compiling pays for a run of `batches` batches (each compiled step is reused)."""
+def resolve_compile(args, batch_pixels):
+    """compile "auto": whether compiling pays for a run of batches of these pixels each (the compiled step is reused
+    by every batch)."""
     if args.compile == "auto":
-        args.compile = presets.compile_pays(args.iterations * max(batches, 1))
+        args.compile = presets.compile_pays(args.iterations * sum(batch_pixels))
 
 
 def checked_device(text):
@@ -198,7 +199,8 @@ def cmd_refine(args):
     if (args.target_bpp or args.target_bytes) and args.early_stop:
         raise UsageError("--early-stop and a target size exclude each other (the target moves lambda)")
     codec = _codec(args, images, device)
-    resolve_compile(args, len(pipeline.make_batches(images, args.batch_size)))
+    resolve_compile(args, [sum(x.shape[-2] * x.shape[-1] for _, _, x in batch)
+                           for batch in pipeline.make_batches(images, args.batch_size)])
     refiner = _refiner(args, codec)
     limits = memory.plan(refiner, sorted({tuple(x.shape[-2:]) for _, x in images}), args.batch_size, device)
     batches = pipeline.make_batches(images, args.batch_size, limits)
@@ -293,7 +295,7 @@ def cmd_demo(args):
     x = image[:, :args.crop, :args.crop].unsqueeze(0)
     device = checked_device(args.device)
     apply_preset(args)
-    resolve_compile(args, 1)
+    resolve_compile(args, [args.crop ** 2])
     codec = load_codec(quality=args.quality, **model_of(args)).to(device)
     refiner = _refiner(args, codec)
     start = time.time()

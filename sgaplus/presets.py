@@ -28,13 +28,14 @@ PRESETS = {
                    compile="auto"),
 }
 DEFAULT_PRESET = "paper"
-# "auto" compiles the relaxed loss when a run makes at least this many steps (iterations times batches): below it,
-# compiling costs more time than it saves on the CPU it was measured on (docs/refinement.md, "Presets")
-COMPILE_MIN_STEPS = 4000
+# "auto" compiles the relaxed loss when a run refines at least this many pixel-steps (iterations x the pixels of each
+# batch, summed over batches): compiling costs a roughly fixed time and saves time in proportion to the pixels a
+# step refines; below this, it costs more than it saves on the CPU it was measured on (docs/refinement.md, "Presets")
+COMPILE_MIN_PIXEL_STEPS = 4000 * 65536
 
 
-def compile_pays(steps):
-    return steps >= COMPILE_MIN_STEPS
+def compile_pays(pixel_steps):
+    return pixel_steps >= COMPILE_MIN_PIXEL_STEPS
 
 
 def preset(name):

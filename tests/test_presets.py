@@ -40,11 +40,14 @@ def test_explicit_options_override_the_preset():
 def test_auto_compiles_only_runs_long_enough_to_pay():
     args = options("--preset", "fast")
     assert args.compile == "auto"
-    resolve_compile(args, batches=1)
-    assert args.compile is presets.compile_pays(args.iterations)
+    resolve_compile(args, [256 * 256])
+    assert args.compile is (args.iterations * 256 * 256 >= presets.COMPILE_MIN_PIXEL_STEPS)
     long_run = options("--preset", "fast")
-    resolve_compile(long_run, batches=presets.COMPILE_MIN_STEPS)
+    resolve_compile(long_run, [presets.COMPILE_MIN_PIXEL_STEPS // long_run.iterations])
     assert long_run.compile is True
+    short_run = options("--preset", "fast")
+    resolve_compile(short_run, [presets.COMPILE_MIN_PIXEL_STEPS // short_run.iterations - 1])
+    assert short_run.compile is False
 
 
 def test_the_chosen_preset_is_recorded_for_resume(tmp_path, images):
