@@ -102,6 +102,7 @@ def cmd_compile(args):
         row["compile_s"] = row["compiled_first_s"] - row["compiled_step_s"]
         row["saved_per_step_s"] = row["eager_step_s"] - row["compiled_step_s"]
         row["steps_to_pay"] = math.inf if row["saved_per_step_s"] <= 0 else row["compile_s"] / row["saved_per_step_s"]
+        row["pixel_steps_to_pay"] = row["steps_to_pay"] * x.shape[-2] * x.shape[-1]  # presets.COMPILE_MIN_PIXEL_STEPS
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
