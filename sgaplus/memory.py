@@ -1,9 +1,9 @@
 """How much memory a relaxed step needs, known before refining: from two small probes of the codec, the bytes the
 step's autograd graph keeps grow linearly with the pixels of the batch; the step's peak is at most twice that plus
-a fixed allowance (measured on the bundled architectures: 1.2 to 1.9 times at 1.6 megapixels; tests/test_memory.py
+a fixed allowance (the estimate is 1.5 to 1.9 times the peak torch's allocator reaches at 1.6 megapixels; tests/test_memory.py
 bounds it). With the synthesis checkpointed (its stages recomputed one at a time in the backward), the graph keeps
 less, and the recomputation of a stage adds up to four times the largest stage's input and output (measured: the
-estimate is then 1.2 to 1.8 times the peak). Where a batch would not fit the memory free on its device, it is
+estimate is then 1.7 times the peak). Where a batch would not fit the memory free on its device, it is
 refined in smaller batches, then with the synthesis checkpointed, or refused with one line saying what fits."""
 import math
 from dataclasses import dataclass
@@ -14,7 +14,7 @@ import torch
 from .errors import UsageError
 
 PROBE_SIDES = (128, 256)  # the probes' square image sides (padded to the codec's multiple)
-PEAK_PER_SAVED_BYTE = 2.0  # peak of a step / bytes its graph keeps (measured 1.2-1.9)
+PEAK_PER_SAVED_BYTE = 2.0  # peak of a step / bytes its graph keeps (see tests/test_memory.py)
 PEAK_PER_STAGE_BYTE = 4.0  # checkpointed: peak added / the largest synthesis stage's input + output bytes
 FIXED_BYTES = 64 << 20  # the part of the peak that does not grow with the image (buffers, workspace)
 USABLE_SHARE = 0.9  # of the free memory, what a refinement may plan to use
