@@ -1,10 +1,10 @@
 """How much memory a relaxed step needs, known before refining: from two small probes of the codec, the bytes the
 step's autograd graph keeps grow linearly with the pixels of the batch; the step's peak is at most twice that plus
-a fixed allowance (the estimate is 1.5 to 1.9 times the peak torch's allocator reaches at 1.6 megapixels; tests/test_memory.py
-bounds it). With the synthesis checkpointed (its stages recomputed one at a time in the backward), the graph keeps
-less, and the recomputation of a stage adds up to four times the largest stage's input and output (measured: the
-estimate is then 1.7 times the peak). Where a batch would not fit the memory free on its device, it is
-refined in smaller batches, then with the synthesis checkpointed, or refused with one line saying what fits."""
+a fixed allowance (the estimate is 1.5 to 1.9 times the peak torch's allocator reaches at 1.6 megapixels;
+tests/test_memory.py bounds it). With the synthesis checkpointed (its stages recomputed one at a time in the
+backward), the graph keeps less, and the recomputation of a stage adds up to four times the largest stage's input
+and output (the estimate is then 1.7 times the peak). Where a batch would not fit the memory free on its device, it
+is refined in smaller batches, then with the synthesis checkpointed, or refused with one line saying what fits."""
 import math
 from dataclasses import dataclass
 from pathlib import Path

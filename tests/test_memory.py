@@ -1,7 +1,7 @@
 """The memory estimate protects runs: it bounds the measured peak of a relaxed step (measured in a fresh process,
 as the peak of the bytes torch's allocator holds during the step, summed from its profiler's allocation events:
-resident memory is no measure where the machine swaps), and a batch that would not fit the free memory is refined in smaller
-batches, with the synthesis checkpointed, or refused in one line before any work."""
+resident memory is no measure where the machine swaps), and a batch that would not fit the free memory is refined
+in smaller batches, with the synthesis checkpointed, or refused in one line before any work."""
 import functools
 import json
 import subprocess
