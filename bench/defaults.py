@@ -7,7 +7,7 @@
     python bench/defaults.py paper-loop    # the paper's loop written plainly vs the paper preset vs the default
 
 Writes bench/results/defaults-<command>.{json,md}. --images, --crop, --iterations-scale (a fraction of every
-iteration count, for a quick trial) and --architectures narrow a run.
+iteration count, for a quick trial), --architectures and --settings narrow a run.
 """
 import argparse
 import json
@@ -64,8 +64,7 @@ def cmd_presets(args):
     rows = []
     for architecture in args.architectures:
         codec = load_codec(bundled=architecture).to(args.device)
-        runs = {name: refine(codec, x, name, args.iterations_scale, args.device)
-                for name in ["paper", "fast"] + [c[0] for c in CANDIDATES]}
+        runs = {name: refine(codec, x, name, args.iterations_scale, args.device) for name in args.settings}
         paper = runs["paper"]["loss"]
         for name, run in runs.items():
             ratios = [mine / theirs for mine, theirs in zip(run["loss"], paper)]
@@ -203,6 +202,9 @@ def main():
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--architectures", nargs="+", default=list(bundled_architectures()))
     parser.add_argument("--iterations-scale", type=float, default=1.0)
+    parser.add_argument("--settings", nargs="+", default=["paper", "fast"] + [c[0] for c in CANDIDATES],
+                        choices=list(presets.PRESETS) + [c[0] for c in CANDIDATES],
+                        help="presets: the settings compared, the paper preset first")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
