@@ -29,9 +29,10 @@ PRESETS = {
 }
 DEFAULT_PRESET = "paper"
 # "auto" compiles the relaxed loss when a run refines at least this many pixel-steps (iterations x the pixels of each
-# batch, summed over batches): compiling costs a roughly fixed time and saves time in proportion to the pixels a
-# step refines; below this, it costs more than it saves on the CPU it was measured on (docs/refinement.md, "Presets")
-COMPILE_MIN_PIXEL_STEPS = 4000 * 65536
+# batch, summed over batches): compiling costs a roughly fixed time and saves time in proportion to the pixels a step
+# refines. Measured on CPU for the six bundled architectures (docs/refinement.md, "Presets"), a first compile
+# (Inductor's cache cold) paid for itself after 24 M (factorized) to 446 M (ELIC) pixel-steps; this is the largest.
+COMPILE_MIN_PIXEL_STEPS = 7000 * 65536
 
 
 def compile_pays(pixel_steps):
