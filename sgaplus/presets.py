@@ -6,6 +6,9 @@ given explicitly override a preset's values.
 from dataclasses import dataclass
 from typing import Optional, Union
 
+from .schedule import schedule_preset
+from .stopping import EarlyStopping
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -43,3 +46,13 @@ def preset(name):
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+def refiner_options(name, batch_pixels=0):
+    """A preset as LatentRefiner keyword arguments: LatentRefiner(codec, "ssl", **refiner_options("fast", pixels)).
+    batch_pixels (the pixels of one batch) decides a compile of "auto"; 0 leaves the run eager."""
+    chosen = preset(name)
+    compile = compile_pays(chosen.iterations * batch_pixels) if chosen.compile == "auto" else chosen.compile
+    stopping = None if chosen.early_stop is None else EarlyStopping(chosen.early_stop, chosen.min_delta)
+    return {"iterations": chosen.iterations, "lr": chosen.lr, "schedule": schedule_preset(chosen.schedule,
+            chosen.iterations), "check_every": chosen.check_every, "early_stopping": stopping, "compile": compile}

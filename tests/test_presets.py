@@ -1,5 +1,6 @@
 """Presets: the options a user leaves unset take the preset's values, explicit options win, "auto" compiles only
 runs long enough to pay; a compiler that fails leaves the run eager with one warning and the same results."""
+import inspect
 import json
 import warnings
 
@@ -8,8 +9,14 @@ import torch
 from helpers import bundled_codec, sample_crop
 
 from sgaplus import presets
+from sgaplus.cli import _refiner as cli_refiner
 from sgaplus.cli import apply_preset, build_parser, main, resolve_compile
 from sgaplus.refine import LatentRefiner
+
+
+def compiled(refiner):
+    """Whether a refiner's relaxed loss was handed to torch.compile (eager: the bound method itself)."""
+    return not inspect.ismethod(refiner._loss)
 
 
 def options(*words):
@@ -87,3 +94,18 @@ def test_a_compiler_that_fails_leaves_the_run_eager_with_one_warning(broken_comp
                         "compiling"]
     eager = LatentRefiner(bundled_codec(), "ssl", iterations=20).refine(x)
     assert torch.equal(compiled.y_hat, eager.y_hat) and compiled.best.loss == eager.best.loss
+
+
+@pytest.mark.parametrize("name", list(presets.PRESETS))
+def test_a_preset_in_python_is_the_command_lines(name):
+    """refiner_options gives LatentRefiner the settings the command line builds for the same preset and batch."""
+    codec = bundled_codec()
+    for pixels in (256 * 256, presets.COMPILE_MIN_PIXEL_STEPS):
+        args = options("--preset", name)
+        resolve_compile(args, [pixels])
+        from_cli = cli_refiner(args, codec)
+        from_python = LatentRefiner(codec, "ssl", **presets.refiner_options(name, pixels))
+        for attribute in ("iterations", "lr", "schedule", "check_every", "early_stopping"):
+            assert getattr(from_python, attribute) == getattr(from_cli, attribute), attribute
+        assert compiled(from_python) is compiled(from_cli) is (args.compile is True)
+    assert presets.refiner_options("fast")["compile"] is False  # no batch size given: eager
