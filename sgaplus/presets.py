@@ -30,7 +30,7 @@ PRESETS = {
                    iterations=500, schedule="budget", lr=2e-2, early_stop=None, min_delta=1e-3, check_every=10,
                    compile="auto"),
 }
-DEFAULT_PRESET = "paper"
+DEFAULT_PRESET = "fast"  # measured within 0.3% of "paper" or lower on every bundled architecture (docs/refinement.md)
 # "auto" compiles the relaxed loss when a run refines at least this many pixel-steps (iterations x the pixels of each
 # batch, summed over batches): compiling costs a roughly fixed time and saves time in proportion to the pixels a step
 # refines. Measured on CPU for the six bundled architectures (docs/refinement.md, "Presets"), a first compile
@@ -48,11 +48,13 @@ def preset(name):
     return PRESETS[name]
 
 
-def refiner_options(name, batch_pixels=0):
+def refiner_options(name, batch_pixels=0, iterations=None):
     """A preset as LatentRefiner keyword arguments: LatentRefiner(codec, "ssl", **refiner_options("fast", pixels)).
-    batch_pixels (the pixels of one batch) decides a compile of "auto"; 0 leaves the run eager."""
+    batch_pixels (the pixels of one batch) decides a compile of "auto"; 0 leaves the run eager. iterations: another
+    budget than the preset's (a budget-aware schedule is fitted to it), as --iterations does on the command line."""
     chosen = preset(name)
-    compile = compile_pays(chosen.iterations * batch_pixels) if chosen.compile == "auto" else chosen.compile
+    iterations = chosen.iterations if iterations is None else iterations
+    compile = compile_pays(iterations * batch_pixels) if chosen.compile == "auto" else chosen.compile
     stopping = None if chosen.early_stop is None else EarlyStopping(chosen.early_stop, chosen.min_delta)
-    return {"iterations": chosen.iterations, "lr": chosen.lr, "schedule": schedule_preset(chosen.schedule,
-            chosen.iterations), "check_every": chosen.check_every, "early_stopping": stopping, "compile": compile}
+    return {"iterations": iterations, "lr": chosen.lr, "schedule": schedule_preset(chosen.schedule, iterations),
+            "check_every": chosen.check_every, "early_stopping": stopping, "compile": compile}

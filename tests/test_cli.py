@@ -284,7 +284,7 @@ def test_an_interrupt_while_writing_leaves_no_partial_files(tmp_path, images, mo
 def test_target_size_is_reached_or_reported_with_the_closest_file(tmp_path, images, capsys):
     """A reachable target gives a file within 2%; an unreachable one gives the closest file and says so."""
     out = tmp_path / "reachable"
-    assert run_cli("refine", images[0], "--target-bytes", 410, "--iterations", 150, "--out", out) == 0
+    assert run_cli("refine", images[0], "--target-bytes", 410, "--out", out) == 0  # the default preset's budget
     row = json.loads((out / "metrics.json").read_text())["images"][0]
     assert abs((out / "one.bin").stat().st_size / 410 - 1) <= 0.02 and abs(row["target_error_percent"]) <= 2
     assert "out of reach" not in capsys.readouterr().err
@@ -338,7 +338,7 @@ def test_demo_prints_what_the_refiner_computes(capsys):
     run with the same settings computes, their relative change, and the size of the real bitstream."""
     import re
 
-    from sgaplus import bitstream
+    from sgaplus import bitstream, presets
     from sgaplus.codecs.loading import load_codec
     from sgaplus.images import load_shipped_image
     from sgaplus.refine import LatentRefiner
@@ -349,7 +349,8 @@ def test_demo_prints_what_the_refiner_computes(capsys):
                                            r"bytes", printed).groups()
     codec = load_codec(bundled="mbt2018")
     x = load_shipped_image("astronaut")[:, :64, :64].unsqueeze(0)
-    result = LatentRefiner(codec, "ssl", iterations=10, seed=0).refine(x)
+    options = presets.refiner_options(presets.DEFAULT_PRESET, iterations=10)
+    result = LatentRefiner(codec, "ssl", seed=0, **options).refine(x)
     assert float(base) == pytest.approx(result.base.loss[0], abs=1e-4)
     assert float(refined) == pytest.approx(result.best.loss[0], abs=1e-4) and float(refined) < float(base)
     assert float(lower) == pytest.approx(100 * (1 - result.best.loss[0] / result.base.loss[0]), abs=0.06)

@@ -109,3 +109,7 @@ def test_a_preset_in_python_is_the_command_lines(name):
             assert getattr(from_python, attribute) == getattr(from_cli, attribute), attribute
         assert compiled(from_python) is compiled(from_cli) is (args.compile is True)
     assert presets.refiner_options("fast")["compile"] is False  # no batch size given: eager
+    args = options("--preset", name, "--iterations", "37")
+    resolve_compile(args, [256 * 256])
+    assert LatentRefiner(codec, "ssl", **presets.refiner_options(name, iterations=37)).schedule == \
+        cli_refiner(args, codec).schedule
