@@ -19,16 +19,17 @@ class CheckpointError(SgaplusError, ValueError):
 
 def save_checkpoint(model, path, architecture, N, M, info, options=None, half=False):
     """Write the model (after model.update(), so its coder tables travel with it) atomically. options: the model
-    class's other constructor arguments (e.g. ELIC's channel groups), if any. half: store the floating-point weights
-    in float16 (half the size); the model's weights are rounded to float16 first, so the coder tables are those of
-    the weights a reader loads."""
+    class's other constructor arguments (e.g. ELIC's channel groups), if any. half: store the floating-point
+    parameters in float16 (half the size); they are rounded to float16 first, so the coder tables are those of the
+    weights a reader loads. Buffers stay as they are: a float16 likelihood bound of 1e-9 would be 0, and a relaxed
+    rate infinite wherever a likelihood underflows."""
+    parameters = {name for name, _ in model.named_parameters()}
     if half:
         with torch.no_grad():
-            for tensor in model.state_dict().values():
-                if tensor.is_floating_point():
-                    tensor.copy_(tensor.half())
+            for parameter in model.parameters():
+                parameter.copy_(parameter.half())
     model.update(force=True)
-    state = {key: value.half() if half and value.is_floating_point() else value
+    state = {key: value.half() if half and key in parameters and value.is_floating_point() else value
              for key, value in model.state_dict().items()}
     payload = {"format": FORMAT, "version": VERSION, "architecture": architecture, "N": N, "M": M,
                "options": dict(options or {}), "info": info, "state_dict": state}

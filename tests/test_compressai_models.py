@@ -10,9 +10,10 @@ import torch.nn as nn
 from helpers import STAND_IN_LEVEL, bundled_codec, random_codec, random_model, sample_crop, train_briefly
 
 from sgaplus.bitstream import decode, encode
-from sgaplus.checkpoints import CheckpointError, save_checkpoint
+from sgaplus.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from sgaplus.cli import main
 from sgaplus.codecs import registry
+from sgaplus.codecs.compressai import gaussian_bits
 from sgaplus.codecs.loading import bundled_architectures, codec_for_id, load_codec
 from sgaplus.codecs.vbr import VariableRateQuantizer
 from sgaplus.refine import LatentRefiner
@@ -281,3 +282,21 @@ def test_rate_options_are_checked():
             adapter(model, "x", **bad)
     assert adapter(model, "x", level=3).model_id == "x:level3"
     assert adapter(model, "x", gain=0.5).model_id == "x:gain0.5"
+
+
+def test_a_half_size_checkpoint_keeps_its_buffers_and_bounded_likelihoods(tmp_path):
+    """Weights stored at half size keep the buffers exact: a float16 likelihood bound of 1e-9 is 0, and the relaxed
+    rate of a latent far in the tail was then infinite (it stopped a bundled ELIC refinement at step 289)."""
+    model = random_model("mbt2018-mean", steps=0)
+    save_checkpoint(model, tmp_path / "half.pt", "mbt2018-mean", 32, 32, {"lmbda": 0.013}, half=True)
+    stored = torch.load(tmp_path / "half.pt", weights_only=True)["state_dict"]
+    parameters = {name for name, _ in model.named_parameters()}
+    assert all((value.dtype == torch.float16) == (key in parameters) for key, value in stored.items()
+               if value.is_floating_point())
+    loaded, _ = load_checkpoint(tmp_path / "half.pt")
+    far = torch.full((1, 1, 2, 2), 1e4)  # a latent whose likelihood underflows to 0 before the bound
+    assert torch.isfinite(gaussian_bits(loaded.gaussian_conditional, far, torch.ones_like(far), torch.zeros_like(far)))
+    for architecture in bundled_architectures():  # the shipped files, the ELIC's at half size among them
+        bounds = [module.bound for module in load_codec(bundled=architecture).model.modules()
+                  if type(module).__name__ == "LowerBound"]
+        assert bounds and all(bound.item() > 0 for bound in bounds), architecture
