@@ -85,15 +85,11 @@ def cmd_compile(args):
         row = {"architecture": architecture}
         for name, compiled in (("eager", False), ("compiled", True)):
             refiner = LatentRefiner(codec, "ssl", compile=compiled)
-            with torch.no_grad():
-                y = codec.analysis(pad_to_multiple(x, codec.multiple).to(args.device))
-                z = codec.hyper_analysis(y)
-            y.requires_grad_()
-            z = None if z is None else z.requires_grad_()
+            batch = refiner._start(x.to(args.device))
             tau = torch.full((), 0.5, dtype=torch.float64)
 
             def step():
-                loss, _ = refiner._loss_of(x, y, z, tau, torch.tensor([1, 2]), None, None)
+                loss, _ = refiner._loss_of(batch.x, batch.y, batch.z, tau, torch.tensor([1, 2]), None, None)
                 loss.sum().backward()
 
             row[f"{name}_first_s"], _ = timed(step, args.device)

@@ -117,11 +117,11 @@ def apply_preset(args):
     args.early_stop = args.early_stop or None  # --no-early-stop
 
 
-def resolve_compile(args, batch_pixels):
-    """compile "auto": whether compiling pays for a run of batches of these pixels each (the compiled step is reused
-    by every batch)."""
+def resolve_compile(args, pixels):
+    """compile "auto": whether compiling pays for a run refining these pixels (of each batch or each image: every
+    step refines all of them, and the compiled step is reused by every batch)."""
     if args.compile == "auto":
-        args.compile = presets.compile_pays(args.iterations * sum(batch_pixels))
+        args.compile = presets.compile_pays(args.iterations * sum(pixels))
 
 
 def checked_device(text):
@@ -199,8 +199,7 @@ def cmd_refine(args):
     if (args.target_bpp or args.target_bytes) and args.early_stop:
         raise UsageError("--early-stop and a target size exclude each other (the target moves lambda)")
     codec = _codec(args, images, device)
-    resolve_compile(args, [sum(x.shape[-2] * x.shape[-1] for _, _, x in batch)
-                           for batch in pipeline.make_batches(images, args.batch_size)])
+    resolve_compile(args, [x.shape[-2] * x.shape[-1] for _, x in images])  # every image is refined once
     refiner = _refiner(args, codec)
     limits = memory.plan(refiner, sorted({tuple(x.shape[-2:]) for _, x in images}), args.batch_size, device)
     batches = pipeline.make_batches(images, args.batch_size, limits)

@@ -46,15 +46,9 @@ def saved_bytes(refiner, side, device):
         storages[storage.data_ptr()] = storage.nbytes()
         return tensor
 
-    x = torch.zeros(1, 3, side, side, device=device)
-    codec = refiner.codec
-    with torch.no_grad():
-        y = codec.analysis(x)
-        z = codec.hyper_analysis(y)
-    y = y.requires_grad_()
-    z = None if z is None else z.requires_grad_()
+    batch = refiner._start(torch.zeros(1, 3, side, side, device=device))  # the latents a refinement starts from
     with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
-        refiner.relaxed_loss(x, y, z, 0.5)
+        refiner.relaxed_loss(batch.x, batch.y, batch.z, 0.5)
     return sum(storages.values())
 
 
