@@ -1,10 +1,12 @@
 """Images in and out: the sample images skimage ships, RGB file reading with clear errors, atomic writes."""
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .bitstream import MAX_PIXELS
 from .errors import SgaplusError
 
 # Images skimage.data ships on disk (no download). The evaluation images are held out of the
@@ -45,28 +47,47 @@ def load_shipped_image(name):
     return rgb_tensor(getattr(skimage.data, name)())
 
 
-def read_rgb(path):
-    """(1, 3, H, W) float tensor in [0, 1] from an 8-bit RGB image file; ImageError otherwise."""
+def read_rgb(path, max_pixels=MAX_PIXELS):
+    """(1, 3, H, W) float tensor in [0, 1] from an 8-bit RGB image file of at most max_pixels; ImageError
+    otherwise, whatever the bytes (a malformed file is the user's, so whatever Pillow raises on it is reported in
+    one line). The size is checked from the header, before the pixels are decoded."""
     from PIL import Image, UnidentifiedImageError
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"no such image file: {path}")
     try:
-        with Image.open(path) as image:
-            mode = image.mode
-            if mode == "RGB" and any(";16" in str(tile.args) for tile in image.tile):
-                mode = "RGB;16"  # Pillow reads 16-bit RGB as 8-bit "RGB", dropping the low byte
-            if mode != "RGB":
-                kinds = {"L": "grayscale", "LA": "grayscale with alpha", "RGBA": "RGB with alpha",
-                         "I;16": "16-bit", "RGB;16": "16-bit RGB", "I": "32-bit integer", "P": "palette", "1": "1-bit"}
-                raise ImageError(f"{path}: {kinds.get(mode, mode)} image; sgaplus codes 8-bit RGB images "
-                                 f"(convert it first, e.g. with PIL's Image.convert('RGB'))")
-            array = np.asarray(image, dtype=np.uint8).copy()
+        with warnings.catch_warnings():  # Pillow's own size guard: ours below is stricter
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                check_rgb(path, image, max_pixels)
+                array = np.asarray(image, dtype=np.uint8).copy()
+    except ImageError:
+        raise
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image file PIL can read") from None
-    except OSError as error:
-        raise ImageError(f"{path}: cannot read the image ({error})") from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"{path}: its header claims an image larger than sgaplus reads "
+                         f"({max_pixels:,} pixels at most)") from None
+    except Exception as error:  # any decoder error on malformed bytes: the file, not our code
+        raise ImageError(f"{path}: cannot read the image ({type(error).__name__}: {error})") from None
+    if array.shape != (image.height, image.width, 3):
+        raise ImageError(f"{path}: decoded to an array of shape {array.shape}, not an RGB image")
     return rgb_tensor(array).unsqueeze(0)
+
+
+def check_rgb(path, image, max_pixels):
+    """ImageError unless the opened image is 8-bit RGB of 1 to max_pixels pixels (checked before decoding)."""
+    mode = image.mode
+    if mode == "RGB" and any(";16" in str(tile.args) for tile in image.tile):
+        mode = "RGB;16"  # Pillow reads 16-bit RGB as 8-bit "RGB", dropping the low byte
+    if mode != "RGB":
+        kinds = {"L": "grayscale", "LA": "grayscale with alpha", "RGBA": "RGB with alpha", "I;16": "16-bit",
+                 "RGB;16": "16-bit RGB", "I": "32-bit integer", "P": "palette", "1": "1-bit"}
+        raise ImageError(f"{path}: {kinds.get(mode, mode)} image; sgaplus codes 8-bit RGB images "
+                         f"(convert it first, e.g. with PIL's Image.convert('RGB'))")
+    width, height = image.size
+    if not (width >= 1 and height >= 1 and width * height <= max_pixels):
+        raise ImageError(f"{path}: a {width}x{height} image; sgaplus reads images of 1 to {max_pixels:,} pixels")
 
 
 def write_atomic(path, data):
