@@ -68,7 +68,18 @@ PLANTS = [
           ("tests/test_paper_formulas.py", "-k", "defaults")),
     Plant("early stopping counts an improvement as a stall", "sgaplus/stopping.py",
           "self.reference[image], self.stale[image] = best_loss, 0", "self.stale[image] += 1",
-          ("tests/test_refine_golden.py",)),
+          ("tests/test_refine_decisions.py",)),
+    Plant("an image keeps its last check, not its best", "sgaplus/best.py",
+          "if not self.beaten(image, row, check):", "if False:", ("tests/test_refine_decisions.py",)),
+    Plant("early stopping stops one check after the patience", "sgaplus/stopping.py",
+          "return self.stale[image] >= self.rule.patience", "return self.stale[image] > self.rule.patience",
+          ("tests/test_refine_decisions.py",)),
+    Plant("a rate target's tolerance taken as twice as wide", "sgaplus/target.py",
+          "return abs(bpp - self.bpp) <= self.tolerance * self.bpp",
+          "return abs(bpp - self.bpp) <= 2 * self.tolerance * self.bpp", ("tests/test_refine_decisions.py",)),
+    Plant("a rate target's bound excluded", "sgaplus/target.py",
+          "return abs(bpp - self.bpp) <= self.tolerance * self.bpp",
+          "return abs(bpp - self.bpp) < 0.99 * self.tolerance * self.bpp", ("tests/test_refine_decisions.py",)),
 ]
 
 
