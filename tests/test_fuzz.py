@@ -133,8 +133,8 @@ SEEDS = {fmt: image_bytes(fmt) for fmt in IMAGE_FORMATS}
 
 @settings(max_examples=400, deadline=None, derandomize=True)
 @given(st.sampled_from(IMAGE_FORMATS),
-       st.lists(st.tuples(st.sampled_from(["set", "cut", "insert"]), st.integers(0, 1 << 16), st.binary(min_size=1, max_size=8)),
-                min_size=1, max_size=6))
+       st.lists(st.tuples(st.sampled_from(["set", "cut", "insert"]), st.integers(0, 1 << 16),
+                          st.binary(min_size=1, max_size=8)), min_size=1, max_size=6))
 def test_image_files_of_any_bytes_are_read_or_refused_in_one_line(tmp_path_factory, fmt, edits):
     """Malformed images (lying headers, truncated data, inserted bytes) in every format Pillow reads here: the
     reader returns an RGB tensor or raises ImageError, never another exception (found this way: a PPM header
