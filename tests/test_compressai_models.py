@@ -19,6 +19,7 @@ from sgaplus.codecs.vbr import VariableRateQuantizer
 from sgaplus.refine import LatentRefiner
 
 SIZE = (128, 192)  # a multiple of 64: CompressAI's compress takes the image as it is
+LOADING_STEPS = 20  # stand-ins of tests about loading and coding weights, not about how well they fit
 
 
 def image(size=SIZE, top=100, left=100):
@@ -190,7 +191,7 @@ def test_state_dicts_as_published_load_and_decode(tmp_path):
     """ELIC's weights as a plain CompressAI state dict (its channel groups read off the weights): --checkpoint FILE
     --model NAME refines into a file that decodes with the same file, and not with another."""
     path = tmp_path / "elic.pth.tar"
-    torch.save({"state_dict": random_model("elic2022-chandelier").state_dict()}, path)
+    torch.save({"state_dict": random_model("elic2022-chandelier", steps=LOADING_STEPS).state_dict()}, path)
     codec = load_codec("elic2022-chandelier", checkpoint=path)
     assert codec.model_id.startswith("file:elic2022-chandelier:") and codec.model.groups == [4, 4, 8, 8, 8]
     x = image()
@@ -199,7 +200,7 @@ def test_state_dicts_as_published_load_and_decode(tmp_path):
     x_hat, model_id = decode(stream, lambda model_id: codec_for_id(model_id, path))
     assert abs(psnr(x_hat, x) - result.best.psnr[0]) <= 1e-3
     other = tmp_path / "other.pt"
-    torch.save(random_model("elic2022-official").state_dict(), other)
+    torch.save(random_model("elic2022-official", steps=0).state_dict(), other)
     with pytest.raises(CheckpointError, match="is not the checkpoint this bitstream was made with"):
         decode(stream, lambda model_id: codec_for_id(model_id, other))
 
@@ -221,7 +222,7 @@ def test_mistakes_are_one_line_and_write_nothing(tmp_path, capsys):
     picture, out = tmp_path / "picture.png", tmp_path / "out"
     write_png(picture, image((64, 64)))
     weights = tmp_path / "mean.pt"
-    torch.save(random_model("mbt2018-mean").state_dict(), weights)
+    torch.save(random_model("mbt2018-mean", steps=LOADING_STEPS).state_dict(), weights)
     refine = ["refine", str(picture), "--out", str(out), "--iterations", "1"]
     err = one_line_error(capsys, refine + ["--checkpoint", str(weights), "--model", "elic2022-chandelier"], out)
     assert "do not fit elic2022-chandelier" in err
@@ -240,9 +241,9 @@ def test_mistakes_are_one_line_and_write_nothing(tmp_path, capsys):
 
 def test_an_elic_file_decoded_with_another_model_is_one_line(tmp_path, capsys):
     elic, other = tmp_path / "elic.pt", tmp_path / "other.pt"
-    save_checkpoint(random_model("elic2022-chandelier"), elic, "elic2022-chandelier", 32, 32, {"lmbda": 0.01},
-                    {"groups": [4, 4, 8, 8, 8]})
-    save_checkpoint(random_model("mbt2018-mean"), other, "mbt2018-mean", 32, 32, {"lmbda": 0.01})
+    save_checkpoint(random_model("elic2022-chandelier", steps=LOADING_STEPS), elic, "elic2022-chandelier", 32, 32,
+                    {"lmbda": 0.01}, {"groups": [4, 4, 8, 8, 8]})
+    save_checkpoint(random_model("mbt2018-mean", steps=LOADING_STEPS), other, "mbt2018-mean", 32, 32, {"lmbda": 0.01})
     picture, out = tmp_path / "picture.png", tmp_path / "out"
     write_png(picture, image((64, 64)))
     assert main(["refine", str(picture), "--checkpoint", str(elic), "--iterations", "2", "--out", str(out)]) == 0

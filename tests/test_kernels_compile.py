@@ -1,7 +1,9 @@
-"""Every launch configuration of the op's Triton kernels compiles for real GPU targets (sm_80, sm_90, and
-sm_100 where the installed Triton has its assembler), without a GPU: tools/compile_kernels.py, run in
-subprocesses without the interpreter that the rest of the suite uses. The interpreter checks the math,
-not what the compiler checks."""
+"""Every launch configuration of the op's Triton kernels compiles for real GPU targets (sm_80 and sm_90; for
+sm_100, where the installed Triton has its assembler, a sample of one configuration per method, direction,
+hardness and dtype), without a GPU: tools/compile_kernels.py, run in subprocesses without the interpreter that the
+rest of the suite uses. The interpreter checks the math, not what the compiler checks. A failure of one
+configuration comes from Triton's front end, which all targets share; the sample checks what is sm_100's own (its
+lowering, its assembler) at a quarter of the cost of a third full sweep (the suite's longest setup)."""
 import os
 import subprocess
 import sys
@@ -28,7 +30,8 @@ def start(args, before=""):
 @pytest.fixture(scope="module")
 def compiled_for_every_target():
     """{arch: (exit status, output)}, the targets compiled in parallel."""
-    runs = {arch: start(["--arch", arch]) for arch in compile_kernels.available_archs()}
+    runs = {arch: start(["--arch", arch] + (["--sample"] if arch >= 100 else [])) for arch in
+            compile_kernels.available_archs()}
     return {arch: (run.wait(timeout=1800), run.stdout.read()) for arch, run in runs.items()}
 
 
@@ -39,6 +42,7 @@ def test_the_configuration_list_is_complete():
     # 7 method/class pairs; forward: 2 (hard) x 8 (y dtype with means options) + 2 unaligned; backward: 13 + 1
     assert sum(c.direction == "forward" for c in configs) == 7 * (2 * 8 + 2)
     assert sum(c.direction == "backward" for c in configs) == 7 * (13 + 1)
+    assert len(compile_kernels.sample(configs)) == 7 * 3 * 3  # forward soft and hard, backward; three dtypes
 
 
 @pytest.mark.parametrize("arch", [80, 90])
@@ -52,7 +56,7 @@ def test_every_launch_configuration_compiles_for_blackwell_where_triton_has_it(c
     if 100 not in compiled_for_every_target:
         pytest.skip("this Triton has no sm_100 assembler")
     status, output = compiled_for_every_target[100]
-    assert status == 0 and "sm_100: 224/224 launch configurations compiled" in output, output
+    assert status == 0 and "sm_100: 63/63 launch configurations compiled" in output, output
 
 
 def test_a_broken_kernel_fails_the_compile_check():
