@@ -1,6 +1,7 @@
 """Test setup and shared fixtures. Without CUDA, Triton kernels run on CPU tensors through the Triton
 interpreter (the compile test builds them for real GPU targets in a subprocess without it)."""
 import os
+import sys
 
 import torch
 
@@ -9,6 +10,15 @@ if not torch.cuda.is_available():
 
 import pytest  # noqa: E402
 from helpers import KERNEL_DEVICE, bundled_codec, sample_crop  # noqa: E402
+
+
+def pytest_collection_finish(session):
+    """Start the compile test's compiler runs (minutes of CPU) as soon as the suite is collected, so that they run
+    beside the other tests instead of after them."""
+    module = sys.modules.get("test_kernels_compile")
+    if module is not None and any(item.path.name == "test_kernels_compile.py" and "compiles" in item.name
+                                  for item in session.items):
+        module.compiling()
 
 
 def pytest_collection_modifyitems(config, items):

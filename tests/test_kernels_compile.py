@@ -4,6 +4,8 @@ hardness and dtype), without a GPU: tools/compile_kernels.py, run in subprocesse
 rest of the suite uses. The interpreter checks the math, not what the compiler checks. A failure of one
 configuration comes from Triton's front end, which all targets share; the sample checks what is sm_100's own (its
 lowering, its assembler) at a quarter of the cost of a third full sweep (the suite's longest setup)."""
+import atexit
+import functools
 import os
 import subprocess
 import sys
@@ -17,22 +19,30 @@ sys.path.insert(0, str(TOOLS))
 import compile_kernels  # noqa: E402
 
 
-def start(args, before=""):
+def start(args, before="", low_priority=False):
     """compile_kernels.main(args) in a subprocess with the real compiler (no TRITON_INTERPRET, no escape hatch
     for non-constexpr globals); `before` is Python run first."""
     env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "TRITON_ALLOW_NON_CONSTEXPR_GLOBALS")}
     code = "\n".join([f"import sys; sys.path.insert(0, {str(TOOLS)!r}); import compile_kernels", before,
                       f"sys.exit(compile_kernels.main({[str(a) for a in args]!r}))"])
     return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, preexec_fn=(lambda: os.nice(10)) if low_priority else None)
+
+
+@functools.lru_cache(maxsize=None)
+def compiling():
+    """The compiler runs, one per target, started once. tests/conftest.py starts them as soon as the suite is
+    collected, at low priority: they take minutes of CPU, which they take from what the other tests leave idle."""
+    runs = {arch: start(["--arch", arch] + (["--sample"] if arch >= 100 else []), low_priority=True)
+            for arch in compile_kernels.available_archs()}
+    atexit.register(lambda: [run.kill() for run in runs.values() if run.poll() is None])  # an interrupted suite
+    return runs
 
 
 @pytest.fixture(scope="module")
 def compiled_for_every_target():
-    """{arch: (exit status, output)}, the targets compiled in parallel."""
-    runs = {arch: start(["--arch", arch] + (["--sample"] if arch >= 100 else [])) for arch in
-            compile_kernels.available_archs()}
-    return {arch: (run.wait(timeout=1800), run.stdout.read()) for arch, run in runs.items()}
+    """{arch: (exit status, output)} of the compiler runs."""
+    return {arch: (run.wait(timeout=1800), run.stdout.read()) for arch, run in compiling().items()}
 
 
 def test_the_configuration_list_is_complete():

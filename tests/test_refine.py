@@ -95,7 +95,7 @@ def test_bad_refiner_settings(kwargs, message):
 
 def test_speed_switches_reach_about_the_same_true_loss():
     """bfloat16 autocast, channels_last and a compiled relaxed loss versus the plain float32 loop."""
-    x = sample_crop(128, top=100, left=180)
+    x = sample_crop(64, top=100, left=180)
     plain = refine(x, iterations=40)
     fast = refine(x, iterations=40, autocast="bfloat16", channels_last=True, compile="aot_eager")
     assert fast.best.loss[0] < 0.99 * fast.base.loss[0]

@@ -184,9 +184,11 @@ def main(argv=None):
     parser.add_argument("--arch", type=int, action="append", help="compute capability x10 (repeatable); default: "
                                                                      "80, 90 and 100 where available")
     parser.add_argument("-k", default="", help="only configurations whose name contains this text")
+    parser.add_argument("--sample", action="store_true", help="only one configuration per method, class count, "
+                        "direction, hardness and dtype (see sample())")
     args = parser.parse_args(argv)
     archs = args.arch or available_archs()
-    configs = [c for c in launch_configs() if args.k in c.name]
+    configs = [c for c in (sample(launch_configs()) if args.sample else launch_configs()) if args.k in c.name]
     failed = 0
     for arch in archs:
         start = time.perf_counter()
