@@ -117,7 +117,8 @@ class LatentRefiner:
         model. clamp: measure the reconstruction as the decoder outputs it (in [0, 1]); the relaxed loss does not.
         lmbda: a (B,) tensor of per-image lambdas instead of self.lmbda.
         """
-        x_hat = self._synthesis(y_hat)[..., :size[0], :size[1]]
+        x_hat = self.codec.forward_reconstruction(entropy)
+        x_hat = (self._synthesis(y_hat) if x_hat is None else x_hat)[..., :size[0], :size[1]]
         if clamp:
             x_hat = x_hat.clamp(0, 1)
         mse = ((x_hat - x) ** 2).flatten(1).mean(dim=1)

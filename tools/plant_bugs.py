@@ -80,6 +80,12 @@ PLANTS = [
     Plant("a rate target's bound excluded", "sgaplus/target.py",
           "return abs(bpp - self.bpp) <= self.tolerance * self.bpp",
           "return abs(bpp - self.bpp) < 0.99 * self.tolerance * self.bpp", ("tests/test_refine_decisions.py",)),
+    Plant("generic adapter: the decoder's latents left hard", "sgaplus/codecs/forward.py",
+          "return call.sample if call.centre is None else call.sample - call.centre",
+          "return torch.round(value)", ("tests/test_forward_codec.py", "-k", "one_relaxed_sample")),
+    Plant("generic adapter: the likelihoods' input left hard", "sgaplus/codecs/forward.py",
+          "sample = self.own(self.y_rounding, value, means, stream)",
+          "sample = self.own(round_around, value, means)", ("tests/test_forward_codec.py", "-k", "one_relaxed_sample")),
 ]
 
 

@@ -84,6 +84,11 @@ class HyperpriorCodec(ABC):
     def synthesis(self, y_hat):
         """x_hat = g_s(y_hat)."""
 
+    def forward_reconstruction(self, entropy):
+        """x_hat when the pass that made `entropy` already reconstructed the image (a codec driven through its
+        model's own forward), else None: the refiner then calls `synthesis`."""
+        return None
+
     def synthesis_stages(self):
         """Functions whose composition, in order, is `synthesis`: the refiner recomputes them one at a time in the
         backward when memory is short (activation checkpointing). One stage unless an adapter splits g_s."""

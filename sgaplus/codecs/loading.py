@@ -4,9 +4,12 @@ import hashlib
 import json
 from pathlib import Path
 
+import torch
+
 from ..checkpoints import CheckpointError, load_checkpoint, load_state_dict_file
 from ..errors import UsageError
 from . import registry
+from .forward import ForwardCodec
 from .vbr import split_rate
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -93,6 +96,29 @@ def load_zoo(architecture, quality=None):
 
 def file_digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def state_digest(model):
+    """A digest of a model's weights and buffers (names and values)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def codec_for(model, lmbda=None, model_id=None, straight_through=()):
+    """A refinable codec of any CompressionModel instance: CompressAI's own classes through their registered
+    adapters, any other through the generic adapter that drives the model's own forward, compress and decompress
+    (ForwardCodec; straight_through names its straight-through function where it is not ste_round or
+    quantize_ste). model_id (default: the class and a digest of its weights) goes into the bitstreams."""
+    cls = type(model)
+    model_id = model_id or f"class:{cls.__module__}.{cls.__qualname__}:{state_digest(model)}"
+    adapter = registry.adapter_for_class(cls)
+    if adapter is None:
+        return ForwardCodec(model, model_id, lmbda, straight_through)
+    model.update()
+    return adapter(model, model_id, lmbda)
 
 
 def load_codec(architecture=None, quality=None, checkpoint=None, bundled=DEFAULT_BUNDLED_ARCHITECTURE, level=None,
