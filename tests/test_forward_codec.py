@@ -125,3 +125,10 @@ def test_models_it_cannot_refine_are_refused_before_any_work(model, message):
     torch.manual_seed(0)
     with pytest.raises(UnsupportedModel, match=message):
         sgaplus.codec_for(model().eval(), lmbda=0.01)
+
+
+def test_a_model_without_h_a_is_refused_and_codec_for_sends_latent_codec_models_to_their_adapter():
+    elic = bundled_codec(architecture="elic2022-chandelier")
+    with pytest.raises(UnsupportedModel, match="has no h_a module"):
+        ForwardCodec(elic.model, "forced", elic.lmbda)
+    assert type(sgaplus.codec_for(elic.model, lmbda=elic.lmbda)) is type(elic)

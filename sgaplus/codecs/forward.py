@@ -186,6 +186,11 @@ class ForwardCodec(HyperpriorCodec):
         self.model = model.eval().requires_grad_(False)
         self.model_id, self.lmbda = model_id, lmbda
         self.names = STRAIGHT_THROUGH_NAMES + tuple(straight_through)
+        missing = [name for name in ("g_a", "h_a") if not isinstance(getattr(model, name, None), torch.nn.Module)]
+        if missing:
+            raise UnsupportedModel(f"{type(model).__name__} has no {' or '.join(missing)} module: the generic adapter "
+                                   f"replaces the outputs of g_a and h_a (a model composed of CompressAI's latent "
+                                   f"codecs goes through its own adapter: sgaplus.codec_for)")
         bottlenecks, conditionals = entropy_models(model)
         if len(bottlenecks) != 1 or not conditionals:
             raise UnsupportedModel(f"{type(model).__name__} has {len(bottlenecks)} EntropyBottleneck(s) and "
