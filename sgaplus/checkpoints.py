@@ -10,6 +10,7 @@ from .errors import SgaplusError
 
 FORMAT = "sgaplus-checkpoint"
 VERSION = 1
+DATA_PARALLEL_PREFIX = "module."  # of every weight's name in a state dict saved from a DataParallel model
 MAX_CHANNELS = 1024  # N and M of a checkpoint are refused beyond this before any model is built
 
 
@@ -58,10 +59,7 @@ def load_state_dict_file(path, architecture):
         if meta["architecture"] != architecture:
             raise CheckpointError(f"{path} is an sgaplus checkpoint of {meta['architecture']}, not {architecture}")
         return model, meta
-    state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
-    if not isinstance(state, dict) or not state or not all(
-            isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()):
-        raise CheckpointError(f"{path} is not a state dict (names to tensors) of CompressAI weights")
+    state = _state_of(path, payload)
     try:
         model = model_from_state_dict(architecture, state)
     except UnknownArchitecture as error:
@@ -72,6 +70,23 @@ def load_state_dict_file(path, architecture):
     model.update(force=True)
     return model.eval(), {"architecture": architecture, "N": None, "M": None, "options": {},
                           "info": {"lmbda": None, "source": "state dict"}}
+
+
+def _state_of(path, payload):
+    """The names-to-tensors dict of a torch file's payload, plain or under "state_dict" (a training checkpoint),
+    without the "module." prefix of weights saved from DataParallel."""
+    state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
+    if not isinstance(state, dict) or not state or not all(
+            isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()):
+        raise CheckpointError(f"{path} is not a state dict (names to tensors) of CompressAI weights")
+    if all(key.startswith(DATA_PARALLEL_PREFIX) for key in state):
+        state = {key[len(DATA_PARALLEL_PREFIX):]: value for key, value in state.items()}
+    return state
+
+
+def read_state_dict(path):
+    """The weights of a torch file holding a state dict, plain or under "state_dict" (see _state_of)."""
+    return _state_of(path, _read(path))
 
 
 def load_checkpoint(path):

@@ -9,7 +9,7 @@ import torch
 
 from . import __version__, distributed, memory, pipeline, presets
 from .bitstream import MAX_PIXELS, decode
-from .codecs import registry, vbr
+from .codecs import loading, registry, vbr
 from .codecs.loading import DEFAULT_BUNDLED_ARCHITECTURE, bundled_architectures, codec_for_id, load_codec
 from .errors import SgaplusError, UsageError
 from .images import EVAL_IMAGES, load_shipped_image, read_rgb, write_png
@@ -43,10 +43,37 @@ def _add_model_args(parser):
                                                    "the middle one bundled)")
     group.add_argument("--checkpoint", type=Path, help="an sgaplus checkpoint file (see tools/train_base.py), or "
                                                        "with --model a CompressAI state dict")
+    _add_model_class_args(group)
     rate = group.add_mutually_exclusive_group()
     rate.add_argument("--level", type=int, help="a variable-rate model's rate level (default: the middle one; with "
                                                 "--lmbda or a target size, the nearest to it)")
     rate.add_argument("--gain", type=float, help="a variable-rate model's gain, between its levels' gains")
+
+
+def _add_model_class_args(group):
+    group.add_argument("--model-class", metavar="FILE.py:CLASS",
+                       help="a CompressionModel class of your own (or package.module:CLASS), with its weights as "
+                            "published in --checkpoint; refine needs --lmbda")
+    group.add_argument("--model-args", metavar="JSON", help="--model-class's constructor keywords, a JSON object "
+                                                            "(default: none; then the class's from_state_dict if any)")
+
+
+def uses_model_class(args, needs_lmbda):
+    """Whether the options name a model class of the user's own; its options checked (it names the model alone)."""
+    if args.model_class is None:
+        if args.model_args is not None:
+            raise UsageError("--model-args gives --model-class's constructor keywords; give --model-class too")
+        return False
+    others = [f"--{name.replace('_', '-')}" for name in ("bundled", "model", "quality", "level", "gain")
+              if getattr(args, name, None) is not None]
+    if others:
+        raise UsageError(f"--model-class and {', '.join(others)} both choose a model; give --model-class alone")
+    if args.checkpoint is None:
+        raise UsageError("--model-class needs its weights: --checkpoint FILE (a state dict, plain or under "
+                         "'state_dict')")
+    if needs_lmbda and args.lmbda is None:
+        raise UsageError("--model-class needs --lmbda: sgaplus does not know the lambda this model was trained with")
+    return True
 
 
 def model_of(args):
@@ -235,6 +262,8 @@ def cmd_refine(args):
 def _codec(args, images, device):
     """The codec the options name; with a target size or another lambda and no quality or level given, the bundled
     quality or the variable-rate level nearest to it. The options stay as given: --resume compares them."""
+    if uses_model_class(args, needs_lmbda=True):
+        return loading.load_model_class(args.model_class, args.checkpoint, args.model_args, args.lmbda).to(device)
     quality, model = args.quality, model_of(args)
     if (args.target_bpp or args.target_bytes) and not (args.model or args.quality or args.checkpoint) and images:
         quality = pipeline.nearest_bundled_quality(images, target_of(args), device, model["bundled"])
@@ -279,7 +308,9 @@ def cmd_decode(args):
         raise UsageError(f"--out {target}: the folder {target.parent} does not exist")
     _refuse_overwrite([target], args.force)
     data = Path(args.file).read_bytes()
-    x_hat, model_id = decode(data, lambda model_id: codec_for_id(model_id, args.checkpoint), args.max_pixels)
+    uses_model_class(args, needs_lmbda=False)  # its options checked before the file is read
+    x_hat, model_id = decode(data, lambda model_id: codec_for_id(model_id, args.checkpoint, args.model_class,
+                                                                   args.model_args), args.max_pixels)
     write_png(target, x_hat)
     print(f"decoded {args.file} ({model_id}, {x_hat.shape[-1]}x{x_hat.shape[-2]}) to {target}")
     return 0
@@ -337,6 +368,7 @@ def build_parser():
     dec.add_argument("file", metavar="FILE.bin")
     dec.add_argument("--out", required=True, metavar="IMAGE.png", help="the PNG to write")
     dec.add_argument("--checkpoint", type=Path, help="the checkpoint the bitstream was made with, if not bundled")
+    _add_model_class_args(dec)
     dec.add_argument("--force", action="store_true", help="overwrite an existing PNG")
     dec.add_argument("--max-pixels", type=positive_int, default=MAX_PIXELS,
                      help="refuse bitstreams of larger images (a crafted header must not exhaust memory)")
@@ -367,7 +399,7 @@ def main(argv=None):
         return args.func(args)
     except USER_ERRORS as error:
         print(f"sgaplus: error: {error}", file=sys.stderr)
-        return 1
+        return getattr(error, "exit_status", 1)
     except KeyboardInterrupt:
         print("sgaplus: interrupted", file=sys.stderr)
         return INTERRUPTED

@@ -5,7 +5,14 @@ anything else is a bug and keeps its traceback."""
 
 class SgaplusError(Exception):
     """Base of the errors a user can cause and fix."""
+    exit_status = 1  # the command line's: 1 for a bad input or option, 2 for a model it cannot build or refine
 
 
 class UsageError(SgaplusError, ValueError):
     """An option or argument that cannot be used (a device this machine lacks, a crop larger than the image)."""
+
+
+class ModelError(SgaplusError, ValueError):
+    """A model the user named that cannot be built or refined as given (a model class that does not import or
+    construct, weights that do not fit it, a forward the refiner cannot relax)."""
+    exit_status = 2

@@ -43,8 +43,8 @@ def run_settings(args):
     """The settings of a run that --resume must find unchanged (the model is named by the options)."""
     model = str(args.checkpoint) if args.checkpoint else \
         f"{args.model or 'bundled ' + (args.bundled or DEFAULT_BUNDLED_ARCHITECTURE)}:{args.quality}"
-    if args.checkpoint and args.model:
-        model += f" ({args.model})"
+    if args.checkpoint and (args.model or args.model_class):
+        model += f" ({args.model or args.model_class} {args.model_args or ''})".replace(" )", ")")
     return {"model_options": model, "level": args.level, "gain": args.gain, "lmbda": args.lmbda,
             "method": args.method, "classes": args.classes, "preset": args.preset, "iterations": args.iterations,
             "lr": args.lr, "schedule": args.schedule, "early_stop": args.early_stop, "target_bpp": args.target_bpp,

@@ -116,3 +116,11 @@ class PoisonedCodec:
                 x_hat = x_hat.clone()
                 x_hat[self.victim] = float("nan")
         return x_hat
+
+
+@functools.lru_cache(maxsize=None)
+def trained_published(name, steps=150):
+    """A model of tests/published_models.py (by class name), trained briefly, seeded."""
+    import published_models
+    torch.manual_seed(0)
+    return train_briefly(getattr(published_models, name)(), steps)

@@ -2,12 +2,11 @@
 published codecs are (tests/published_models.py) refine through their own forward, write the strings their own
 compress writes, and decode with their own decompress; the relaxation feeds one sample to the rate and the decoder;
 models it cannot refine correctly are refused in one line before any work."""
-import functools
 import math
 
 import pytest
 import torch
-from helpers import bundled_codec, sample_crop, train_briefly
+from helpers import bundled_codec, sample_crop, trained_published
 from published_models import ChannelConditional, DecoderUnlikeForward, HiddenRounding, MeanScale, OwnStraightThrough
 
 import sgaplus
@@ -19,14 +18,8 @@ STYLES = {"channel-conditional": ChannelConditional, "own-ste": OwnStraightThrou
 SIZE = 128
 
 
-@functools.lru_cache(maxsize=None)
-def trained(style):
-    torch.manual_seed(0)
-    return train_briefly(STYLES[style](), 150)
-
-
 def codec_of(style):
-    return sgaplus.codec_for(trained(style), lmbda=0.01)
+    return sgaplus.codec_for(trained_published(STYLES[style].__name__), lmbda=0.01)
 
 
 def psnr(a, b):

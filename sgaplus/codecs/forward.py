@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import SgaplusError
+from ..errors import ModelError
 from .base import HyperpriorCodec, round_around
 
 STRAIGHT_THROUGH_NAMES = ("ste_round", "quantize_ste")  # module-level names of straight-through rounding
@@ -23,7 +23,7 @@ RECONSTRUCTION_TOLERANCE = 1e-3  # largest |decoded - forward's reconstruction| 
 RATE_TOLERANCE = 0.1  # relative, plus 64 bits a string: file size against the forward's estimate
 
 
-class UnsupportedModel(SgaplusError, ValueError):
+class UnsupportedModel(ModelError):
     """A model the generic adapter cannot refine correctly (said before any work)."""
 
 

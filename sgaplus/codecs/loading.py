@@ -8,7 +8,7 @@ import torch
 
 from ..checkpoints import CheckpointError, load_checkpoint, load_state_dict_file
 from ..errors import UsageError
-from . import registry
+from . import model_class, registry
 from .forward import ForwardCodec
 from .vbr import split_rate
 
@@ -121,6 +121,12 @@ def codec_for(model, lmbda=None, model_id=None, straight_through=()):
     return adapter(model, model_id, lmbda)
 
 
+def load_model_class(spec, checkpoint, model_args=None, lmbda=None):
+    """The codec (codec_for) of a model class of the user's own, FILE.py:CLASS or package.module:CLASS, built with
+    model_args (JSON text or a dict of its constructor's keywords) and the weights in checkpoint."""
+    return codec_for(model_class.build(spec, checkpoint, model_args), lmbda)
+
+
 def load_codec(architecture=None, quality=None, checkpoint=None, bundled=DEFAULT_BUNDLED_ARCHITECTURE, level=None,
                gain=None):
     """A refinable codec: a checkpoint file (an sgaplus checkpoint, or with `architecture` a CompressAI state dict),
@@ -160,11 +166,14 @@ def _quality(model_id, text):
     return int(text[1:])
 
 
-def codec_for_id(model_id, checkpoint=None):
+def codec_for_id(model_id, checkpoint=None, model_class_spec=None, model_args=None):
     """The codec a bitstream names (with its rate, for a variable-rate model); a 'file:' model needs its checkpoint,
-    and both a file and a bundled model must be the very weights it was made with (checked by digest)."""
+    a 'class:' model its class, keywords and checkpoint, and each must be the very weights it was made with
+    (checked by digest)."""
     base, level, gain = split_rate(model_id)
     kind, _, rest = base.partition(":")
+    if kind == "class":
+        return _class_codec(model_id, rest, checkpoint, model_class_spec, model_args)
     if kind == "bundled":
         fields = rest.split(":")
         if len(fields) != 3:
@@ -193,4 +202,21 @@ def codec_for_id(model_id, checkpoint=None):
         raise CheckpointError(f"unknown model id {model_id!r} in the bitstream")
     if codec.model_id != model_id:
         raise CheckpointError(f"malformed model id {model_id!r} in the bitstream")
+    return codec
+
+
+def _class_codec(model_id, rest, checkpoint, spec, model_args):
+    """The codec of a bitstream made with a model class of the user's own ('class:<module>.<class>:<digest>'): the
+    same class (by name) with the same weights (by digest)."""
+    made, _, digest = rest.rpartition(":")
+    if spec is None or checkpoint is None:
+        raise CheckpointError(f"this bitstream was made with the model class {made} (weights digest {digest}): pass "
+                              f"--model-class, --model-args and --checkpoint as when it was written")
+    codec = load_model_class(spec, checkpoint, model_args)
+    given, _, given_digest = codec.model_id.removeprefix("class:").rpartition(":")
+    if given.rpartition(".")[2] != made.rpartition(".")[2]:
+        raise CheckpointError(f"this bitstream was made with the model class {made}, not {given}")
+    if given_digest != digest:
+        raise CheckpointError(f"this bitstream was made with other weights of {made} (digest {digest}); "
+                              f"{checkpoint} with these --model-args gives {given_digest}")
     return codec
