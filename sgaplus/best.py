@@ -20,8 +20,8 @@ class BestLatents:
         if self.goals is None:
             return metrics.loss[row] < self.metrics.loss[image]
         goal = self.goals[image]
-        return goal.rank(metrics.bpp[row], metrics.mse[row]) < goal.rank(self.metrics.bpp[image],
-                                                                         self.metrics.mse[image])
+        return goal.rank(metrics.bpp[row], metrics.distortion[row]) < goal.rank(self.metrics.bpp[image],
+                                                                                self.metrics.distortion[image])
 
     def offer(self, image, row, check: Check, step):
         """Keep row's checked latents as the image's best if they beat it."""

@@ -69,7 +69,7 @@ def load_state_dict_file(path, architecture):
         raise CheckpointError(f"{path}: these weights do not fit {architecture}: {reason}") from None
     model.update(force=True)
     return model.eval(), {"architecture": architecture, "N": None, "M": None, "options": {},
-                          "info": {"lmbda": None, "source": "state dict"}}
+                          "info": {"lmbda": None, "source": "state dict", "metric": None}}
 
 
 def _state_of(path, payload):

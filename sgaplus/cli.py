@@ -11,6 +11,8 @@ from . import __version__, distributed, memory, pipeline, presets
 from .bitstream import MAX_PIXELS, decode
 from .codecs import loading, registry, vbr
 from .codecs.loading import DEFAULT_BUNDLED_ARCHITECTURE, bundled_architectures, codec_for_id, load_codec
+from .codecs.registry import ZOO_LAMBDAS
+from .distortion import DISTORTIONS
 from .errors import SgaplusError, UsageError
 from .images import EVAL_IMAGES, load_shipped_image, read_rgb, write_png
 from .refine import BASELINES, SGA_METHODS, LatentRefiner
@@ -82,7 +84,8 @@ def model_of(args):
     if args.bundled and (model or checkpoint):
         raise UsageError(f"--bundled and {'--model' if model else '--checkpoint'} both name a model; give one")
     return {"architecture": model, "checkpoint": checkpoint, "bundled": args.bundled or DEFAULT_BUNDLED_ARCHITECTURE,
-            "level": getattr(args, "level", None), "gain": getattr(args, "gain", None)}
+            "level": getattr(args, "level", None), "gain": getattr(args, "gain", None),
+            "metric": getattr(args, "metric", None) or "mse"}
 
 
 def _add_refine_args(parser):
@@ -98,6 +101,9 @@ def _add_refine_args(parser):
     group.add_argument("--iterations", type=int, help="refinement steps (default: the preset's)")
     group.add_argument("--lr", type=float, help="Adam learning rate (default: the preset's)")
     group.add_argument("--lmbda", type=float, help="RD trade-off (default: the model's training lambda)")
+    group.add_argument("--metric", choices=tuple(DISTORTIONS),
+                       help="the distortion the loss weighs: lambda * 255^2 * MSE + bpp, or lambda * (1 - MS-SSIM) + "
+                            "bpp (default: what the model was trained for; with --model, the zoo's weights for it)")
     group.add_argument("--schedule", choices=tuple(PRESETS),
                        help="temperature schedule (default: the preset's): " + "; ".join(
                            f"{k}: {v}" for k, v in PRESETS.items()).replace("%", "%%"))  # argparse formats with %
@@ -182,7 +188,7 @@ def _schedule(args):
     return schedule_preset(args.schedule, args.iterations)
 
 
-def _refiner(args, codec):
+def _refiner(args, codec, metric="mse"):
     """The LatentRefiner the options ask for; a bad value is the user's mistake, said in one line."""
     try:
         stopping = None if args.early_stop is None else EarlyStopping(args.early_stop, args.min_delta)
@@ -190,9 +196,35 @@ def _refiner(args, codec):
                              iterations=args.iterations, lr=args.lr, lmbda=args.lmbda, schedule=_schedule(args),
                              check_every=args.check_every, seed=args.seed, progress=True, autocast=args.autocast,
                              channels_last=args.channels_last, compile=args.compile, cuda_graphs=args.cuda_graphs,
-                             tf32=None if args.tf32 is None else args.tf32 == "on", early_stopping=stopping)
+                             tf32=None if args.tf32 is None else args.tf32 == "on", early_stopping=stopping,
+                             distortion=metric)
     except ValueError as error:
         raise UsageError(str(error)) from None
+
+
+def _metric(args, codec):
+    """The distortion to refine for: --metric, else what the model was trained for (MSE if that is not known). For
+    another metric than the model's, --lmbda is needed: the training lambda weighs the other."""
+    metric = args.metric or codec.metric or "mse"
+    if codec.metric is None or metric == codec.metric:
+        return metric
+    if args.lmbda is None:
+        raise UsageError(f"{codec.model_id} was trained for {codec.metric}, so its training lambda does not weigh "
+                         f"{metric}: give --lmbda (CompressAI's {metric} models were trained with "
+                         f"{min(ZOO_LAMBDAS[metric].values())} to {max(ZOO_LAMBDAS[metric].values())})")
+    return metric
+
+
+def _check_sizes(metric, images, codec):
+    """Every image large enough for the metric, before any work; then a word if the model was trained for another."""
+    for name, x in images:
+        try:
+            DISTORTIONS[metric].check_size(x.shape[-2:], Path(name).name)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+    if codec.metric not in (None, metric):
+        warnings.warn(f"{codec.model_id} was trained for {codec.metric}; refining it for {metric}", UserWarning,
+                      stacklevel=2)
 
 
 def _refuse_overwrite(paths, force):
@@ -227,7 +259,9 @@ def cmd_refine(args):
         raise UsageError("--early-stop and a target size exclude each other (the target moves lambda)")
     codec = _codec(args, images, device)
     resolve_compile(args, [x.shape[-2] * x.shape[-1] for _, x in images])  # every image is refined once
-    refiner = _refiner(args, codec)
+    metric = _metric(args, codec)
+    _check_sizes(metric, images, codec)
+    refiner = _refiner(args, codec, metric)
     limits = memory.plan(refiner, sorted({tuple(x.shape[-2:]) for _, x in images}), args.batch_size, device)
     batches = pipeline.make_batches(images, args.batch_size, limits)
     out.mkdir(parents=True, exist_ok=True)

@@ -66,9 +66,10 @@ def largest_stage_bytes(refiner, side, device):
 
 
 def probe(refiner, device):
-    """The StepMemory of a refiner's relaxed step, fitted to probes at PROBE_SIDES."""
+    """The StepMemory of a refiner's relaxed step, fitted to probes at PROBE_SIDES (each at least the smallest side
+    its distortion is defined on)."""
     multiple = refiner.codec.multiple
-    sides = [-(-side // multiple) * multiple for side in PROBE_SIDES]
+    sides = [-(-max(side, refiner.distortion.min_side) // multiple) * multiple for side in PROBE_SIDES]
     small, large = (saved_bytes(refiner, side, device) for side in sides)
     per_pixel = max(large - small, 0) / (sides[1] ** 2 - sides[0] ** 2)
     stage = largest_stage_bytes(refiner, sides[1], device) / sides[1] ** 2 if refiner.checkpoint_synthesis else 0.0

@@ -12,6 +12,7 @@ import torch
 
 from .bitstream import decode, encode
 from .codecs.loading import DEFAULT_BUNDLED_ARCHITECTURE, bundled_models, load_codec
+from .distortion import ms_ssim, ms_ssim_db
 from .errors import UsageError
 from .images import write_atomic, write_png
 from .refine import LatentRefiner
@@ -19,7 +20,7 @@ from .target import RateTarget
 
 TARGET_TOLERANCE = 0.02  # a target-size file is reported as missed beyond this relative error
 
-FIELDS = ("loss", "bpp", "psnr", "mse")
+FIELDS = ("loss", "bpp", "psnr", "mse", "ms_ssim", "ms_ssim_db", "distortion")
 OUTPUT_SUFFIXES = (".bin", ".png")
 
 
@@ -45,7 +46,7 @@ def run_settings(args):
         f"{args.model or 'bundled ' + (args.bundled or DEFAULT_BUNDLED_ARCHITECTURE)}:{args.quality}"
     if args.checkpoint and (args.model or args.model_class):
         model += f" ({args.model or args.model_class} {args.model_args or ''})".replace(" )", ")")
-    return {"model_options": model, "level": args.level, "gain": args.gain, "lmbda": args.lmbda,
+    return {"model_options": model, "level": args.level, "gain": args.gain, "lmbda": args.lmbda, "metric": args.metric,
             "method": args.method, "classes": args.classes, "preset": args.preset, "iterations": args.iterations,
             "lr": args.lr, "schedule": args.schedule, "early_stop": args.early_stop, "target_bpp": args.target_bpp,
             "target_bytes": args.target_bytes}
@@ -170,8 +171,10 @@ def refine_batch(batch, codec, refiner, device, seed, target_file_bpp=None):
         refiner.target = RateTarget(goal, tolerance=TARGET_TOLERANCE / 2)
     result = refiner.refine(x, seed=seed, names=[Path(name).name for _, name, _ in batch])
     streams = encode(codec, result.y_hat, result.z_hat, size)
-    return [(index, {"image": name, "height": size[0], "width": size[1], "base": result.base.row(i),
-                     "refined": result.best.row(i), "best_step": result.best_step[i],
+    base, refined = (with_ms_ssim(metrics, x_hat, x) for metrics, x_hat in ((result.base, result.base_x_hat),
+                                                                             (result.best, result.x_hat)))
+    return [(index, {"image": name, "height": size[0], "width": size[1], "base": base[i],
+                     "refined": refined[i], "best_step": result.best_step[i],
                      "nonfinite_step": result.nonfinite_step[i], "stopped_step": result.stopped_step[i],
                      "lmbda": result.lmbda[i],
                      "file_bytes": len(streams[i]),
@@ -179,23 +182,39 @@ def refine_batch(batch, codec, refiner, device, seed, target_file_bpp=None):
             for i, (index, name, _) in enumerate(batch)]
 
 
+def with_ms_ssim(metrics, x_hat, x):
+    """Each image's metrics row with the MS-SSIM of its reconstruction, and that in dB (None for images too small for
+    MS-SSIM's five scales)."""
+    values = ms_ssim(x_hat, x) or [None] * x.shape[0]
+    return [{**metrics.row(i), "ms_ssim": value, "ms_ssim_db": ms_ssim_db(value)} for i, value in enumerate(values)]
+
+
 def averages(rows, key):
-    return {f: sum(r[key][f] for r in rows) / len(rows) for f in FIELDS}
+    """The mean of each field over the rows (None where an image has none: MS-SSIM of an image too small for it)."""
+    values = {f: [r[key][f] for r in rows] for f in FIELDS}
+    return {f: None if None in v else sum(v) / len(v) for f, v in values.items()}
+
+
+def _decibels(value):
+    return f"{'-':>7s}" if value is None else f"{value:7.3f}"
 
 
 def table(rows):
-    lines = [f"{'image':24s} {'base bpp':>9s} {'psnr':>7s} {'loss':>8s} | {'refined bpp':>11s} {'psnr':>7s} "
-             f"{'loss':>8s} | {'file bpp':>8s}"]
+    lines = [f"{'image':24s} {'base bpp':>9s} {'psnr':>7s} {'ms-ssim':>7s} {'loss':>8s} | {'refined bpp':>11s} "
+             f"{'psnr':>7s} {'ms-ssim':>7s} {'loss':>8s} | {'file bpp':>8s}"]
     for r in rows:
         b, f = r["base"], r["refined"]
-        lines.append(f"{Path(r['image']).name[:24]:24s} {b['bpp']:9.4f} {b['psnr']:7.3f} {b['loss']:8.4f} | "
-                     f"{f['bpp']:11.4f} {f['psnr']:7.3f} {f['loss']:8.4f} | {r['file_bpp']:8.4f}")
+        lines.append(f"{Path(r['image']).name[:24]:24s} {b['bpp']:9.4f} {b['psnr']:7.3f} {_decibels(b['ms_ssim_db'])} "
+                     f"{b['loss']:8.4f} | {f['bpp']:11.4f} {f['psnr']:7.3f} {_decibels(f['ms_ssim_db'])} "
+                     f"{f['loss']:8.4f} | {r['file_bpp']:8.4f}")
+    lines.append("(psnr and ms-ssim in dB; ms-ssim needs sides of 161 pixels or more)")
     return "\n".join(lines)
 
 
 def write_metrics(out, rows, codec, refiner, args, complete=True):
     """metrics.json (settings, rows, averages; complete=False while a run is under way) and metrics.csv."""
-    summary = {"model": codec.model_id, "lmbda": refiner.lmbda, "method": args.method, "classes": args.classes,
+    summary = {"model": codec.model_id, "lmbda": refiner.lmbda, "distortion": refiner.distortion.name,
+               "method": args.method, "classes": args.classes,
                "iterations": args.iterations, "settings": run_settings(args), "complete": complete, "images": rows,
                "average": {"base": averages(rows, "base"), "refined": averages(rows, "refined"),
                            "file_bpp": sum(r["file_bpp"] for r in rows) / len(rows)}}

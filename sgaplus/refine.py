@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from .best import BestLatents
 from .codecs.base import round_around
+from .distortion import distortion_of, mse
 from .history import History
 from .ops._common import check_positive, draw_seed
 from .ops.rounding import METHODS, RoundingConfig, sga_round
@@ -35,6 +36,9 @@ class LatentRefiner:
     method: "ssl", "atanh", "linear", "cosine" (the fused op, `classes` 2 or 3, parameters a, r, n),
     or a baseline: "base" (no refinement), "ste" (straight-through rounding), "uniform" (additive
     uniform noise). lmbda defaults to the codec's training lambda (semi-multi-rate: pass another).
+    distortion: what the loss lambda * scale * distortion + bpp measures the reconstruction by: "mse" (scale 255^2),
+    "ms-ssim" (1 - MS-SSIM, scale 1; images of at least 161x161), or a Distortion (sgaplus.distortion) or function
+    (x_hat, x) -> (B,) of your own, differentiable (scale 1: pass the lambda that goes with it).
     The true loss (hard rounding) is checked at the start, every `check_every` steps and at the end;
     the latents with the lowest true loss checked are kept, per image.
 
@@ -53,7 +57,7 @@ class LatentRefiner:
     def __init__(self, codec, method="ssl", classes=2, *, a=None, r=None, n=None, iterations=2000, lr=5e-3,
                  lmbda=None, schedule=None, check_every=10, seed=0, progress=False, backend="auto",
                  autocast=None, channels_last=False, compile=False, cuda_graphs=False, tf32=None,
-                 checkpoint_synthesis=False, early_stopping=None, target=None):
+                 checkpoint_synthesis=False, early_stopping=None, target=None, distortion="mse"):
         if method not in SGA_METHODS + BASELINES:
             raise ValueError(f"unknown method {method!r}; valid: {', '.join(SGA_METHODS + BASELINES)}")
         # the op's configuration, validated now rather than at the first step (None for baselines)
@@ -61,6 +65,7 @@ class LatentRefiner:
         if lmbda is None and codec.lmbda is None:
             raise ValueError("lmbda is needed: the codec has no training lambda")
         self.lmbda = check_positive("lmbda", codec.lmbda if lmbda is None else lmbda)
+        self.distortion = distortion_of(distortion)
         if not isinstance(iterations, int) or iterations < 0:
             raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
         if not (isinstance(check_every, int) and check_every > 0):
@@ -113,18 +118,20 @@ class LatentRefiner:
         return sga_round(value, tau, means=offsets, config=self.rounding, seed=seed, backend=self.backend)
 
     def _rd_loss(self, x, size, y_hat, z_hat, entropy, clamp=False, lmbda=None):
-        """(per-image loss, bits, mse, x_hat) of latents y_hat, z_hat and what the codec's bits need of y's entropy
-        model. clamp: measure the reconstruction as the decoder outputs it (in [0, 1]); the relaxed loss does not.
-        lmbda: a (B,) tensor of per-image lambdas instead of self.lmbda.
+        """(per-image loss, bits, mse, distortion, x_hat) of latents y_hat, z_hat and what the codec's bits need of
+        y's entropy model. clamp: measure the reconstruction as the decoder outputs it (in [0, 1]); the relaxed loss
+        does not. lmbda: a (B,) tensor of per-image lambdas instead of self.lmbda.
         """
         x_hat = self.codec.forward_reconstruction(entropy)
         x_hat = (self._synthesis(y_hat) if x_hat is None else x_hat)[..., :size[0], :size[1]]
         if clamp:
             x_hat = x_hat.clamp(0, 1)
-        mse = ((x_hat - x) ** 2).flatten(1).mean(dim=1)
+        error = mse(x_hat, x)
+        distortion = error if self.distortion.function is mse else self.distortion(x_hat, x)
         bits = self.codec.bits(y_hat, z_hat, entropy)
-        loss = (self.lmbda if lmbda is None else lmbda) * 255 ** 2 * mse + bits / (size[0] * size[1])
-        return loss, bits, mse, x_hat
+        weight = (self.lmbda if lmbda is None else lmbda) * self.distortion.scale
+        loss = weight * distortion + bits / (size[0] * size[1])
+        return loss, bits, error, distortion, x_hat
 
     def _synthesis(self, y_hat):
         """g_s(y_hat); with checkpoint_synthesis (and gradients), each of its stages is recomputed in the backward,
@@ -167,9 +174,9 @@ class LatentRefiner:
             for setting, value in zip(settings, before):
                 setting.fp32_precision = value
 
-    def _metrics(self, loss, bits, mse, pixels):
-        psnr = [10 * math.log10(1 / max(m, 1e-12)) for m in mse.tolist()]
-        return Metrics(loss.tolist(), (bits / pixels).tolist(), psnr, mse.tolist())
+    def _metrics(self, loss, bits, error, distortion, pixels):
+        psnr = [10 * math.log10(1 / max(m, 1e-12)) for m in error.tolist()]
+        return Metrics(loss.tolist(), (bits / pixels).tolist(), psnr, error.tolist(), distortion.tolist())
 
     def refine(self, x, seed=None, names=None):
         """Refine the latents of x, a (B, 3, H, W) batch in [0, 1] of same-size images (noise seed: self.seed).
@@ -188,6 +195,7 @@ class LatentRefiner:
         batch = self._start(x)
         base = self._check(batch)
         goals = None if self.target is None else self.target.per_image(x.shape[0])  # a rate target's, per image
+        base_x_hat = base.x_hat.clone()  # the best's reconstruction starts as this tensor and changes in place
         best = BestLatents(base, goals)
         history = History()
         history.record(0, self.schedule(0), base, batch.images, best)
@@ -212,13 +220,14 @@ class LatentRefiner:
                             refining=len(batch.images))
         bar.close()
         return RefinementResult(best.y_hat, best.z_hat, best.x_hat, base.metrics, best.metrics, best.step,
-                                batch.nonfinite_step, batch.stopped_step, batch.lmbda, history.entries)
+                                batch.nonfinite_step, batch.stopped_step, batch.lmbda, history.entries, base_x_hat)
 
     def _check_images(self, x):
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be a (B, 3, H, W) image batch, got shape {tuple(x.shape)}")
         if self.cuda_graphs and not x.is_cuda:
             raise ValueError(f"cuda_graphs needs the image on a CUDA device, got {x.device}")
+        self.distortion.check_size(x.shape[-2:])
 
     def _start(self, x):
         """The batch's state before the first step: the codec's own latents of x, to be optimized."""
@@ -267,14 +276,14 @@ class LatentRefiner:
         with torch.no_grad():
             z_hat = None if batch.z is None else round_around(batch.z, self.codec.z_offsets())
             y_hat, entropy, centres, sweeps = self.codec.encoder_y(batch.y, z_hat, start=batch.start)
-            loss, bits, mse, x_hat = self._rd_loss(batch.x, batch.size, y_hat, z_hat, entropy, clamp=True,
-                                                   lmbda=batch.lmbdas)
+            loss, bits, error, distortion, x_hat = self._rd_loss(batch.x, batch.size, y_hat, z_hat, entropy,
+                                                                 clamp=True, lmbda=batch.lmbdas)
         if self.codec.context_model:
             batch.start = y_hat
             if batch.centres is None:  # the first relaxed step rounds around the encoder's means
                 batch.centres = centres
         pixels = batch.size[0] * batch.size[1]
-        return Check(self._metrics(loss, bits, mse, pixels), x_hat, y_hat, z_hat, sweeps)
+        return Check(self._metrics(loss, bits, error, distortion, pixels), x_hat, y_hat, z_hat, sweeps)
 
     def _judge(self, step, batch, check, best, plateau, names):
         """Each row's part of a check; returns the rows leaving the batch. A row that went non-finite since the last

@@ -11,9 +11,10 @@ class Metrics:
     bpp: list
     psnr: list
     mse: list
+    distortion: list  # what the loss weighs: the refiner's distortion (equal to mse for MSE)
 
     def row(self, i):
-        return {"loss": self.loss[i], "bpp": self.bpp[i], "psnr": self.psnr[i], "mse": self.mse[i]}
+        return {name: values[i] for name, values in vars(self).items()}
 
     def copy(self):
         return Metrics(*(list(values) for values in vars(self).values()))
@@ -44,3 +45,4 @@ class RefinementResult:
     stopped_step: list  # per image: the check step early stopping ended it at, or None
     lmbda: list  # per image: the lambda at the end (the refiner's, or where a rate target moved it)
     history: list = field(default_factory=list)  # per check: step, tau, and per-image lists (see History)
+    base_x_hat: torch.Tensor = None  # reconstruction of the unrefined latents, cropped to the image size

@@ -46,9 +46,9 @@ class ImageTarget:
     def within(self, bpp):
         return abs(bpp - self.bpp) <= self.tolerance * self.bpp
 
-    def rank(self, bpp, mse):
+    def rank(self, bpp, distortion):
         """Sort key of checked latents (lower is better): within tolerance by distortion, else by rate error."""
-        return (0, mse) if self.within(bpp) else (1, abs(bpp - self.bpp))
+        return (0, distortion) if self.within(bpp) else (1, abs(bpp - self.bpp))
 
     def next_lmbda(self, lmbda, bpp, lmbda0):
         step = math.exp(self.gain * max(-1.0, min(1.0, (self.bpp - bpp) / self.bpp)))

@@ -46,3 +46,26 @@ def codec():
 def crop():
     """sample_crop(size, name, top, left): a (1, 3, H, W) crop of a shipped sample image."""
     return sample_crop
+
+
+def zoo_url(architecture, quality, metric="mse"):
+    from compressai.zoo.image import model_urls
+    from compressai.zoo.image_vbr import model_urls as vbr_urls
+    return vbr_urls[architecture][metric] if quality is None else model_urls[architecture][metric][quality]
+
+
+@pytest.fixture
+def zoo_cache(tmp_path, monkeypatch):
+    """place(architecture, quality, state_dict, metric="mse"): put weights where torch.hub's cache looks."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def no_download(url, *args, **kwargs):
+        raise AssertionError(f"the test tried to download {url}")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+
+    def place(architecture, quality, state_dict, metric="mse"):
+        folder = tmp_path / "torch" / "hub" / "checkpoints"
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(state_dict, folder / zoo_url(architecture, quality, metric).rsplit("/", 1)[1])
+    return place

@@ -16,7 +16,7 @@ def check(losses, bpps=None, mses=None, mark=0.0):
     """A made-up check of len(losses) rows whose latents are filled with `mark`, so a test can see which were kept."""
     n = len(losses)
     bpps, mses = bpps or [0.5] * n, mses or [1e-3] * n
-    metrics = Metrics(list(losses), list(bpps), [30.0] * n, list(mses))
+    metrics = Metrics(list(losses), list(bpps), [30.0] * n, list(mses), list(mses))
     return Check(metrics, torch.full((n, 3, 4, 4), mark), torch.full((n, 2, 1, 1), mark),
                  torch.full((n, 2, 1, 1), mark), 0)
 

@@ -9,12 +9,6 @@ from sgaplus.cli import main
 from sgaplus.codecs.loading import codec_for_id, load_codec
 
 
-def zoo_url(architecture, quality):
-    from compressai.zoo.image import model_urls
-    from compressai.zoo.image_vbr import model_urls as vbr_urls
-    return vbr_urls[architecture]["mse"] if quality is None else model_urls[architecture]["mse"][quality]
-
-
 def fresh_model(architecture):
     """Random weights of the zoo's size for the architecture (the sizes of CompressAI's own tables)."""
     from compressai.models import MeanScaleHyperprior, ScaleHyperpriorVbr
@@ -22,23 +16,6 @@ def fresh_model(architecture):
     if architecture == "mbt2018-mean":
         return MeanScaleHyperprior(128, 192)  # the zoo's quality 3 sizes
     return ScaleHyperpriorVbr(192, 320, vr_entbttlnck=True)  # as the zoo's variable-rate weights are
-
-
-@pytest.fixture
-def zoo_cache(tmp_path, monkeypatch):
-    """place(architecture, quality, state_dict): put weights where torch.hub's cache looks."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-
-    def no_download(url, *args, **kwargs):
-        raise AssertionError(f"the test tried to download {url}")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
-
-    def place(architecture, quality, state_dict):
-        folder = tmp_path / "torch" / "hub" / "checkpoints"
-        folder.mkdir(parents=True, exist_ok=True)
-        torch.save(state_dict, folder / zoo_url(architecture, quality).rsplit("/", 1)[1])
-    return place
 
 
 WEIGHTS = ("g_a.0.weight", "h_s.0.weight", "entropy_bottleneck.quantiles")

@@ -19,7 +19,8 @@ class HyperpriorCodec(ABC):
     """A codec y = g_a(x), z = h_a(y); (scales, means) = h_s(z_hat); x_hat = g_s(y_hat).
 
     Attributes: `model_id` names the weights (it goes into bitstreams), `lmbda` the training lambda
-    (None if unknown), `multiple` the size images are padded to, `has_means` whether y is coded around
+    (None if unknown), `metric` the distortion it was trained for ("mse", "ms-ssim"; None if unknown),
+    `multiple` the size images are padded to, `has_means` whether y is coded around
     predicted means, `has_z` whether there is a z at all (False: a factorized prior, y has its own
     entropy bottleneck), `context_model` whether y's entropy parameters depend on the already-coded y_hat
     through a causal context (then `y_latents` and `encoder_y` are overridden and return rounding centres),
@@ -29,6 +30,7 @@ class HyperpriorCodec(ABC):
     """
     model_id: str
     lmbda = None
+    metric = None
     multiple = 64
     has_means = True
     has_z = True

@@ -63,35 +63,42 @@ def load_bundled(architecture=DEFAULT_BUNDLED_ARCHITECTURE, quality=None):
     return load_checkpoint(bundled_path(architecture, quality))
 
 
-def load_zoo(architecture, quality=None):
+def load_zoo(architecture, quality=None, metric="mse"):
     """CompressAI's pretrained model (downloads its weights; needs the internet) and its metadata. A fixed-rate
-    model at `quality` (default 3); a variable-rate model has one set of weights (its rate is a level or a gain)."""
+    model at `quality` (default 3), trained for `metric` ("mse" or "ms-ssim"); a variable-rate model has one set of
+    weights (its rate is a level or a gain)."""
     try:
-        qualities = registry.zoo_qualities(architecture)
+        qualities = registry.zoo_qualities(architecture, metric)
         has_weights = registry.has_zoo_weights(architecture)
     except registry.UnknownArchitecture as error:
         raise CheckpointError(str(error)) from None
     if not has_weights:
         raise CheckpointError(f"CompressAI's zoo has no weights of {architecture}: pass its weights as a CompressAI "
                               f"state dict with --checkpoint FILE --model {architecture}")
+    if metric != "mse" and not qualities:
+        having = [name for name in registry.architectures() if registry.zoo_qualities(name, metric)]
+        raise CheckpointError(f"CompressAI's zoo has no {metric} weights of {architecture}; it has them of "
+                              f"{', '.join(having)}")
     if not qualities and quality is not None:
         raise CheckpointError(f"CompressAI's zoo has one set of {architecture} weights (a variable-rate model): "
                               f"choose its rate with --level or --gain, not --quality")
     if qualities:
         quality = 3 if quality is None else quality
         if quality not in qualities:
-            raise CheckpointError(f"CompressAI's zoo has {architecture} at qualities {min(qualities)} to "
+            raise CheckpointError(f"CompressAI's zoo has {architecture} ({metric}) at qualities {min(qualities)} to "
                                   f"{max(qualities)}; got {quality}")
-    what = f"{architecture}" + ("" if quality is None else f" q{quality}")
+    what = f"{architecture}" + ("" if quality is None else f" q{quality}") + ("" if metric == "mse" else f" {metric}")
     try:
-        model = registry.zoo_model(architecture, 0 if quality is None else quality)
+        model = registry.zoo_model(architecture, 0 if quality is None else quality, metric)
     except Exception as error:
         raise CheckpointError(f"could not fetch CompressAI's {what} weights ({type(error).__name__}: {error}); use "
                               f"the bundled model or --checkpoint") from None
     model.update(force=True)
-    model_id = f"zoo:{architecture}" + ("" if quality is None else f":q{quality}")
+    model_id = f"zoo:{architecture}" + ("" if quality is None else f":q{quality}") + \
+        ("" if metric == "mse" else f":{metric}")
     return model.eval(), {"architecture": architecture, "model_id": model_id,
-                          "info": {"lmbda": registry.ZOO_LAMBDAS.get(quality), "source": "zoo"}}
+                          "info": {"lmbda": registry.ZOO_LAMBDAS[metric].get(quality), "source": "zoo",
+                                   "metric": metric}}
 
 
 def file_digest(path):
@@ -128,35 +135,42 @@ def load_model_class(spec, checkpoint, model_args=None, lmbda=None):
 
 
 def load_codec(architecture=None, quality=None, checkpoint=None, bundled=DEFAULT_BUNDLED_ARCHITECTURE, level=None,
-               gain=None):
+               gain=None, metric="mse"):
     """A refinable codec: a checkpoint file (an sgaplus checkpoint, or with `architecture` a CompressAI state dict),
-    CompressAI's zoo (architecture + quality), or a bundled model (`bundled` names its architecture; quality
-    default: the middle one). A variable-rate model codes at `level` or `gain` (default: its middle level)."""
-    if checkpoint is not None and architecture is not None:
-        model, meta = load_state_dict_file(checkpoint, architecture)
-        model_id = f"file:{architecture}:{file_digest(checkpoint)}"
-    elif checkpoint is not None:
-        model, meta = load_checkpoint(checkpoint)
-        model_id = f"file:{file_digest(checkpoint)}"
-    elif architecture is not None:
-        model, meta = load_zoo(architecture, quality)
-        model_id = meta["model_id"]
-    else:
-        quality = default_bundled_quality(bundled) if quality is None else quality
-        path = bundled_path(bundled, quality)
-        model, meta = load_checkpoint(path)
-        # the weights' digest: a bitstream names the exact bundled model it was made with
-        model_id = f"bundled:{bundled}:q{quality}:{file_digest(path)[:8]}"
+    CompressAI's zoo (architecture + quality; metric: the weights trained for "mse" or "ms-ssim"), or a bundled
+    model (`bundled` names its architecture; quality default: the middle one). A variable-rate model codes at
+    `level` or `gain` (default: its middle level). The codec's `metric` is what its model was trained for (None:
+    not known)."""
+    model, meta, model_id = _model_and_id(architecture, quality, checkpoint, bundled, metric)
     adapter = registry.adapter(meta["architecture"])
-    if not adapter.variable_rate:
-        if level is not None or gain is not None:
-            raise UsageError(f"--level and --gain choose the rate of a variable-rate model; {meta['architecture']} "
-                             f"codes at one rate")
-        return adapter(model, model_id, meta["info"].get("lmbda"))
+    if not adapter.variable_rate and (level is not None or gain is not None):
+        raise UsageError(f"--level and --gain choose the rate of a variable-rate model; {meta['architecture']} "
+                         f"codes at one rate")
+    rate = {"level": level, "gain": gain} if adapter.variable_rate else {}
     try:
-        return adapter(model, model_id, meta["info"].get("lmbda"), level=level, gain=gain)
+        codec = adapter(model, model_id, meta["info"].get("lmbda"), **rate)
     except ValueError as error:
         raise UsageError(f"{meta['architecture']}: {error}") from None
+    codec.metric = meta["info"].get("metric", "mse")  # an sgaplus checkpoint's model is trained for MSE
+    return codec
+
+
+def _model_and_id(architecture, quality, checkpoint, bundled, metric):
+    """(model, metadata, model id) of load_codec's source of weights."""
+    if checkpoint is not None and architecture is not None:
+        model, meta = load_state_dict_file(checkpoint, architecture)
+        return model, meta, f"file:{architecture}:{file_digest(checkpoint)}"
+    if checkpoint is not None:
+        model, meta = load_checkpoint(checkpoint)
+        return model, meta, f"file:{file_digest(checkpoint)}"
+    if architecture is not None:
+        model, meta = load_zoo(architecture, quality, metric)
+        return model, meta, meta["model_id"]
+    quality = default_bundled_quality(bundled) if quality is None else quality
+    path = bundled_path(bundled, quality)
+    model, meta = load_checkpoint(path)
+    # the weights' digest: a bitstream names the exact bundled model it was made with
+    return model, meta, f"bundled:{bundled}:q{quality}:{file_digest(path)[:8]}"
 
 
 def _quality(model_id, text):
@@ -187,8 +201,10 @@ def codec_for_id(model_id, checkpoint=None, model_class_spec=None, model_args=No
                                   f"decode it with the sgaplus version that made it")
         return codec
     if kind == "zoo":
-        architecture, _, quality = rest.partition(":")
-        codec = load_codec(architecture, _quality(model_id, quality) if quality else None, level=level, gain=gain)
+        fields = rest.split(":")  # architecture[:qN[:metric]]; MSE weights name no metric
+        architecture, quality, metric = fields[0], (fields[1:2] or [None])[0], (fields[2:3] or ["mse"])[0]
+        codec = load_codec(architecture, _quality(model_id, quality) if quality else None, level=level, gain=gain,
+                           metric=metric)
     elif kind == "file":
         architecture, _, digest = rest.rpartition(":")
         if checkpoint is None:

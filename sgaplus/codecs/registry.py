@@ -7,7 +7,9 @@ import re
 from ..errors import SgaplusError
 
 # CompressAI's MSE training lambdas per zoo quality (its documentation lists them; its zoo has no table).
-ZOO_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800}
+# the training lambdas of CompressAI's zoo per metric and quality (its documentation's table)
+ZOO_LAMBDAS = {"mse": {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800},
+               "ms-ssim": {1: 2.40, 2: 4.58, 3: 8.73, 4: 16.64, 5: 31.73, 6: 60.50, 7: 115.37, 8: 220.00}}
 NOT_IMAGE_MODELS = ("pointcloud", "video")  # compressai.models subpackages of models that do not code images
 # a channel-groups model's group k: its checkerboard context takes the group's channels
 GROUP_CONTEXT_KEY = re.compile(r"latent_codec\.y\.latent_codec\.y(\d+)\.context_prediction\.weight")
@@ -99,11 +101,14 @@ def model_from_state_dict(name, state_dict):
     return cls.from_state_dict(state_dict, **options)
 
 
-def zoo_qualities(name):
-    """The qualities CompressAI's zoo has weights for (none for the models it has no weights of)."""
-    from compressai.zoo.image import cfgs
+def zoo_qualities(name, metric="mse"):
+    """The qualities CompressAI's zoo has weights for, trained for metric (none for the models it has no weights
+    of)."""
+    from compressai.zoo.image import cfgs, model_urls
     model_class(name)
-    return tuple(sorted(cfgs.get(name, ())))
+    if metric == "mse":
+        return tuple(sorted(cfgs.get(name, ())))
+    return tuple(sorted(model_urls.get(name, {}).get(metric, ())))
 
 
 def has_zoo_weights(name):
@@ -113,7 +118,7 @@ def has_zoo_weights(name):
     return bool(zoo_qualities(name)) or (name in zoo.models and name in model_urls)
 
 
-def zoo_model(name, quality):
-    """CompressAI's pretrained model (downloads its weights on first use)."""
+def zoo_model(name, quality, metric="mse"):
+    """CompressAI's pretrained model trained for metric (downloads its weights on first use)."""
     from compressai import zoo
-    return zoo.models[name](quality=quality, pretrained=True)
+    return zoo.models[name](quality=quality, pretrained=True, **({} if metric == "mse" else {"metric": metric}))
