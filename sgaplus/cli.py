@@ -11,7 +11,7 @@ from . import __version__, distributed, memory, pipeline, presets
 from .bitstream import MAX_PIXELS, decode
 from .codecs import loading, registry, vbr
 from .codecs.loading import DEFAULT_BUNDLED_ARCHITECTURE, bundled_architectures, codec_for_id, load_codec
-from .codecs.registry import ZOO_LAMBDAS
+from .codecs.registry import equivalent_lambda
 from .distortion import DISTORTIONS
 from .errors import SgaplusError, UsageError
 from .images import EVAL_IMAGES, load_shipped_image, read_rgb, write_png
@@ -188,12 +188,13 @@ def _schedule(args):
     return schedule_preset(args.schedule, args.iterations)
 
 
-def _refiner(args, codec, metric="mse"):
+def _refiner(args, codec, metric="mse", lmbda=None):
     """The LatentRefiner the options ask for; a bad value is the user's mistake, said in one line."""
     try:
         stopping = None if args.early_stop is None else EarlyStopping(args.early_stop, args.min_delta)
         return LatentRefiner(codec, args.method, args.classes, a=args.a, r=args.r, n=args.n,
-                             iterations=args.iterations, lr=args.lr, lmbda=args.lmbda, schedule=_schedule(args),
+                             iterations=args.iterations, lr=args.lr, lmbda=args.lmbda if lmbda is None else lmbda,
+                             schedule=_schedule(args),
                              check_every=args.check_every, seed=args.seed, progress=True, autocast=args.autocast,
                              channels_last=args.channels_last, compile=args.compile, cuda_graphs=args.cuda_graphs,
                              tf32=None if args.tf32 is None else args.tf32 == "on", early_stopping=stopping,
@@ -203,19 +204,16 @@ def _refiner(args, codec, metric="mse"):
 
 
 def _metric(args, codec):
-    """The distortion to refine for: --metric, else what the model was trained for (MSE if that is not known). For
-    another metric than the model's, --lmbda is needed: the training lambda weighs the other."""
+    """(metric, lambda) to refine for: --metric, else what the model was trained for (MSE if that is not known), and
+    --lmbda, else the training lambda; for another metric than the model's, the other metric's lambda at the place
+    of the training lambda in CompressAI's tables (registry.equivalent_lambda)."""
     metric = args.metric or codec.metric or "mse"
-    if codec.metric is None or metric == codec.metric:
-        return metric
-    if args.lmbda is None:
-        raise UsageError(f"{codec.model_id} was trained for {codec.metric}, so its training lambda does not weigh "
-                         f"{metric}: give --lmbda (CompressAI's {metric} models were trained with "
-                         f"{min(ZOO_LAMBDAS[metric].values())} to {max(ZOO_LAMBDAS[metric].values())})")
-    return metric
+    if args.lmbda is not None or codec.metric in (None, metric) or codec.lmbda is None:
+        return metric, args.lmbda
+    return metric, equivalent_lambda(codec.lmbda, codec.metric, metric)
 
 
-def _check_sizes(metric, images, codec):
+def _check_sizes(metric, lmbda, images, codec):
     """Every image large enough for the metric, before any work; then a word if the model was trained for another."""
     for name, x in images:
         try:
@@ -223,8 +221,9 @@ def _check_sizes(metric, images, codec):
         except ValueError as error:
             raise UsageError(str(error)) from None
     if codec.metric not in (None, metric):
-        warnings.warn(f"{codec.model_id} was trained for {codec.metric}; refining it for {metric}", UserWarning,
-                      stacklevel=2)
+        chosen = "" if lmbda == getattr(codec, "lmbda", None) else f" with lambda {lmbda:.4g} (--lmbda chooses)"
+        warnings.warn(f"{codec.model_id} was trained for {codec.metric}; refining it for {metric}{chosen}",
+                      UserWarning, stacklevel=2)
 
 
 def _refuse_overwrite(paths, force):
@@ -259,9 +258,9 @@ def cmd_refine(args):
         raise UsageError("--early-stop and a target size exclude each other (the target moves lambda)")
     codec = _codec(args, images, device)
     resolve_compile(args, [x.shape[-2] * x.shape[-1] for _, x in images])  # every image is refined once
-    metric = _metric(args, codec)
-    _check_sizes(metric, images, codec)
-    refiner = _refiner(args, codec, metric)
+    metric, lmbda = _metric(args, codec)
+    _check_sizes(metric, lmbda, images, codec)
+    refiner = _refiner(args, codec, metric, lmbda)
     limits = memory.plan(refiner, sorted({tuple(x.shape[-2:]) for _, x in images}), args.batch_size, device)
     batches = pipeline.make_batches(images, args.batch_size, limits)
     out.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ from sgaplus import LatentRefiner
 from sgaplus.bitstream import decode, encode
 from sgaplus.cli import main
 from sgaplus.codecs.loading import codec_for_id, load_codec
+from sgaplus.codecs.registry import equivalent_lambda
 from sgaplus.distortion import DISTORTIONS, Distortion, ms_ssim, ms_ssim_db
 from sgaplus.images import read_rgb, write_png
 
@@ -92,7 +93,6 @@ def test_the_command_reports_ms_ssim_and_its_file_matches(tmp_path, capsys):
 @pytest.mark.parametrize("args,message", [
     (["--metric", "ms-ssim", "--lmbda", "10"], "ms-ssim needs images of at least 161x161 pixels (its five scales); "
                                                 "small.png is 96x64"),
-    (["--metric", "ms-ssim"], "was trained for mse, so its training lambda does not weigh ms-ssim: give --lmbda"),
 ])
 def test_ms_ssim_mistakes_are_one_line_before_any_work(tmp_path, capsys, args, message):
     write_png(tmp_path / "small.png", sample_crop(96)[..., :64, :])
@@ -100,6 +100,20 @@ def test_ms_ssim_mistakes_are_one_line_before_any_work(tmp_path, capsys, args, m
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_another_metric_than_the_models_gets_the_lambda_at_the_same_place_of_compressais_tables(tmp_path, capsys):
+    assert equivalent_lambda(0.0067, "mse", "ms-ssim") == pytest.approx(8.73)  # quality 3 of both tables
+    assert equivalent_lambda(0.0250, "mse", "ms-ssim") == pytest.approx(31.73)
+    assert equivalent_lambda(equivalent_lambda(0.01, "mse", "ms-ssim"), "ms-ssim", "mse") == pytest.approx(0.01)
+    assert 8.73 < equivalent_lambda(0.0100, "mse", "ms-ssim") < 16.64
+    write_png(tmp_path / "crop.png", crop())
+    assert main(["refine", str(tmp_path / "crop.png"), "--metric", "ms-ssim", "--iterations", "1", "--out",
+                 str(tmp_path / "out")]) == 0
+    codec = bundled_codec()
+    expected = equivalent_lambda(codec.lmbda, "mse", "ms-ssim")
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["lmbda"] == pytest.approx(expected)
+    assert f"refining it for ms-ssim with lambda {expected:.4g}" in capsys.readouterr().err
 
 
 def test_the_zoo_gives_its_ms_ssim_weights_and_lambdas(zoo_cache, tmp_path, capsys):

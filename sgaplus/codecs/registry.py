@@ -1,15 +1,17 @@
 """The codec architectures sgaplus refines: every image model CompressAI registers (compressai.registry.MODELS,
 without its point-cloud and video models), each refined through the adapter that takes its class. Model classes,
 zoo loaders and zoo qualities come from CompressAI's own tables; nothing here lists architectures by name."""
+import bisect
 import inspect
+import math
 import re
 
 from ..errors import SgaplusError
 
-# CompressAI's MSE training lambdas per zoo quality (its documentation lists them; its zoo has no table).
 # the training lambdas of CompressAI's zoo per metric and quality (its documentation's table)
 ZOO_LAMBDAS = {"mse": {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800},
                "ms-ssim": {1: 2.40, 2: 4.58, 3: 8.73, 4: 16.64, 5: 31.73, 6: 60.50, 7: 115.37, 8: 220.00}}
+
 NOT_IMAGE_MODELS = ("pointcloud", "video")  # compressai.models subpackages of models that do not code images
 # a channel-groups model's group k: its checkerboard context takes the group's channels
 GROUP_CONTEXT_KEY = re.compile(r"latent_codec\.y\.latent_codec\.y(\d+)\.context_prediction\.weight")
@@ -99,6 +101,15 @@ def model_from_state_dict(name, state_dict):
     if "vr_entbttlnck" in inspect.signature(cls.from_state_dict).parameters:
         options["vr_entbttlnck"] = any(key.startswith("gayn2zqstep.") for key in state_dict)
     return cls.from_state_dict(state_dict, **options)
+
+
+def equivalent_lambda(lmbda, metric, other):
+    """The `other` metric's lambda at the place `lmbda` has among CompressAI's `metric` lambdas (log-linear between
+    its qualities, extended along the end segments): a lambda of the same rate region for the other distortion."""
+    source, target = (sorted(ZOO_LAMBDAS[name].values()) for name in (metric, other))
+    k = min(max(bisect.bisect(source, lmbda) - 1, 0), len(source) - 2)  # the segment lmbda lies on (or beyond)
+    place = math.log(lmbda / source[k]) / math.log(source[k + 1] / source[k])
+    return target[k] * (target[k + 1] / target[k]) ** place
 
 
 def zoo_qualities(name, metric="mse"):
