@@ -14,7 +14,9 @@
 
 Common options: --images (held-out samples or image files), --crop (centre crop, 0 for whole
 images), --iterations, --device, --out; the codec: --bundled ARCHITECTURE (default mbt2018-mean),
---model ARCHITECTURE (CompressAI's zoo) or --checkpoint FILE, with --quality. Results go to
+--model ARCHITECTURE (CompressAI's zoo) or --checkpoint FILE, with --quality; --metric mse|ms-ssim, the
+distortion refined for and judged by (rd: curves and BD metrics on PSNR or MS-SSIM in dB; a zoo model's
+MS-SSIM weights; not for multirate, target, architectures). Results go to
 OUT/compare-<name>[-<codec>].{json,csv,png} (the default bundled model writes no codec suffix).
 """
 import argparse
@@ -40,6 +42,8 @@ from sgaplus.codecs.loading import (
     default_bundled_quality,
     load_codec,
 )
+from sgaplus.codecs.registry import equivalent_lambda
+from sgaplus.distortion import MS_SSIM_MIN_SIDE, ms_ssim, ms_ssim_db
 from sgaplus.images import EVAL_IMAGES, load_shipped_image, read_rgb
 from sgaplus.refine import LatentRefiner
 from sgaplus.schedule import TemperatureSchedule, budget_schedule, schedule_preset
@@ -49,6 +53,9 @@ METHODS = [("base", 2, None), ("ste", 2, None), ("uniform", 2, None), ("atanh", 
            ("cosine", 2, None), ("ssl", 2, 2.3), ("linear", 3, None), ("cosine", 3, None), ("ssl", 3, 1.4)]
 SGA_METHODS = [("atanh", 2, None), ("linear", 2, None), ("cosine", 2, None), ("ssl", 2, 2.3)]
 PILLOW_QUALITIES = (1, 3, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90)  # JPEG and WebP settings of the RD comparison
+QUALITY = {"mse": 1, "ms-ssim": 2}  # where a Pillow curve's point holds the quality each metric is judged by
+QUALITY_KEY = {"mse": "psnr", "ms-ssim": "ms_ssim_db"}  # a result's quality for each metric
+QUALITY_LABEL = {"mse": "PSNR (dB)", "ms-ssim": "MS-SSIM (dB)"}
 
 
 def label(method, classes, a=None):
@@ -76,16 +83,22 @@ def mean(values):
 
 def run(codec, x, method, classes=2, a=None, files=False, **kwargs):
     """Refine the batch; averages over images of the best true metrics, and the averaged history. files: also
-    encode the refined latents: the real files' bpp per image (file_bpp) and averaged (mean_file_bpp)."""
+    encode the refined latents: the real files' bpp per image (file_bpp) and averaged (mean_file_bpp). A distortion
+    the model was not trained for gets the lambda at the training lambda's place in CompressAI's tables."""
+    metric = kwargs.get("distortion", "mse")
+    if codec.metric not in (None, metric) and kwargs.get("lmbda") is None and codec.lmbda is not None:
+        kwargs["lmbda"] = equivalent_lambda(codec.lmbda, codec.metric, metric)
     start = time.time()
     result = LatentRefiner(codec, method, classes, a=a, **kwargs).refine(x)
     seconds = time.time() - start
     history = [{"step": h["step"], "loss": mean(h["loss"]), "bpp": mean(h["bpp"]), "psnr": mean(h["psnr"]),
                 "relaxed_loss": None if h["relaxed_loss"] is None else mean_of_refining(h["relaxed_loss"])}
                for h in result.history]
+    decibels = [ms_ssim_db(value) for value in ms_ssim(result.x_hat, x) or [None]]
     out = {"loss": mean(result.best.loss), "bpp": mean(result.best.bpp), "psnr": mean(result.best.psnr),
+           "ms_ssim_db": None if None in decibels else mean(decibels),
            "base_loss": mean(result.base.loss), "seconds": seconds, "history": history,
-           "per_image_loss": result.best.loss, "per_image_psnr": result.best.psnr,
+           "per_image_loss": result.best.loss, "per_image_psnr": result.best.psnr, "per_image_ms_ssim_db": decibels,
            "stopped_step": result.stopped_step}
     if files:
         pixels = x.shape[-2] * x.shape[-1]
@@ -95,7 +108,8 @@ def run(codec, x, method, classes=2, a=None, files=False, **kwargs):
 
 
 def pillow_curve(x, fmt):
-    """Per image, [(file bpp, PSNR)] of Pillow's `fmt` ("JPEG" or "WEBP") at PILLOW_QUALITIES, in their order."""
+    """Per image, [(file bpp, PSNR, MS-SSIM dB or None)] of Pillow's `fmt` ("JPEG" or "WEBP") at PILLOW_QUALITIES,
+    in their order."""
     from PIL import Image
     curves = []
     for image in x.cpu():
@@ -106,17 +120,20 @@ def pillow_curve(x, fmt):
             Image.fromarray(array).save(buffer, format=fmt, quality=quality)
             decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"), dtype=np.float64) / 255
             mse = np.mean((decoded - array / 255) ** 2)
-            points.append((8 * buffer.tell() / (array.shape[0] * array.shape[1]), 10 * np.log10(1 / mse)))
+            [similarity] = ms_ssim(torch.from_numpy(decoded).permute(2, 0, 1)[None].float(), image[None]) or [None]
+            points.append((8 * buffer.tell() / (array.shape[0] * array.shape[1]), 10 * np.log10(1 / mse),
+                           ms_ssim_db(similarity)))
         curves.append(points)
     return curves
 
 
-def psnr_at(curve, bpp):
-    """A Pillow curve's PSNR at `bpp`, linear in log rate between its points (None outside them)."""
-    rates, psnrs = zip(*sorted(curve))
+def quality_at(curve, bpp, index=QUALITY["mse"]):
+    """A Pillow curve's quality (index 1: PSNR, 2: MS-SSIM dB) at `bpp`, linear in log rate between its points (None
+    outside them)."""
+    rates, values = zip(*sorted((point[0], point[index]) for point in curve))
     if not rates[0] <= bpp <= rates[-1]:
         return None
-    return float(np.interp(np.log(bpp), np.log(rates), psnrs))
+    return float(np.interp(np.log(bpp), np.log(rates), values))
 
 
 def mean_of_refining(values):
@@ -187,22 +204,24 @@ def cmd_methods(args, x, meta):
 
 
 def refine_kwargs(args):
-    return {"check_every": args.check_every}
+    return {"check_every": args.check_every, "distortion": args.metric}
 
 
-def pillow_gaps(pillow, r):
-    """{minus_jpeg_db, minus_webp_db}: a run's PSNR minus each Pillow codec's at the same file rate, per image then
-    averaged (None where a file rate lies outside the Pillow curve)."""
-    out = {}
+def pillow_gaps(pillow, r, metric="mse"):
+    """{minus_jpeg_db, minus_webp_db}: a run's PSNR (or MS-SSIM dB) minus each Pillow codec's at the same file rate,
+    per image then averaged (None where a file rate lies outside the Pillow curve)."""
+    out, mine = {}, r["per_image_psnr"] if metric == "mse" else r["per_image_ms_ssim_db"]
     for fmt, per_image in pillow.items():
-        gaps = [None if (p := psnr_at(curve, bpp)) is None else mine - p
-                for curve, bpp, mine in zip(per_image, r["file_bpp"], r["per_image_psnr"])]
+        gaps = [None if (p := quality_at(curve, bpp, QUALITY[metric])) is None or value is None else value - p
+                for curve, bpp, value in zip(per_image, r["file_bpp"], mine)]
         out[f"minus_{fmt.lower()}_db"] = None if None in gaps else mean(gaps)
     return out
 
 
 def codec_on(args, quality):
-    return load_codec(args.model, quality, args.checkpoint, bundled=args.bundled).to(args.device)
+    """The codec of the options at quality (a zoo model's weights trained for --metric)."""
+    metric = args.metric if args.model and not args.checkpoint else "mse"
+    return load_codec(args.model, quality, args.checkpoint, bundled=args.bundled, metric=metric).to(args.device)
 
 
 def qualities(args):
@@ -263,17 +282,20 @@ def cmd_rd(args, x, meta):
         for name, (method, classes, a) in variants:
             r = run(codec, x, method, classes, a, files=True, iterations=args.iterations, **refine_kwargs(args))
             curves[name].append({"quality": quality, "lmbda": codec.lmbda, "bpp": r["mean_file_bpp"],
-                                 "psnr": r["psnr"], "likelihood_bpp": r["bpp"], "loss": r["loss"],
-                                 **pillow_gaps(pillow, r)})
+                                 "psnr": r["psnr"], "ms_ssim_db": r["ms_ssim_db"], "likelihood_bpp": r["bpp"],
+                                 "loss": r["loss"], **pillow_gaps(pillow, r, args.metric)})
     for fmt, per_image in pillow.items():  # averaged over images, quality by quality, as the models' points
         curves[fmt.lower()] = [{"quality": q, "bpp": mean([c[k][0] for c in per_image]),
-                                "psnr": mean([c[k][1] for c in per_image])} for k, q in enumerate(PILLOW_QUALITIES)]
+                                "psnr": mean([c[k][1] for c in per_image]),
+                                "ms_ssim_db": None if None in (d := [c[k][2] for c in per_image]) else mean(d)}
+                               for k, q in enumerate(PILLOW_QUALITIES)]
+    quality_key = QUALITY_KEY[args.metric]
     rows = [{"variant": name, **point} for name, points in curves.items() for point in points]
 
     def bd(test, ref):
-        args = [[p[key] for p in curves[name]] for name in (ref, test) for key in ("bpp", "psnr")]
+        args = [[p[field] for p in curves[name]] for name in (ref, test) for field in ("bpp", quality_key)]
         result = {}
-        for key, metric in (("bd_psnr_db", bd_psnr), ("bd_rate_percent", bd_rate)):
+        for key, metric in ((f"bd_{quality_key}", bd_psnr), ("bd_rate_percent", bd_rate)):
             try:
                 result[key] = metric(*args)
             except ValueError as error:  # curves that do not overlap, or whose PSNR does not rise with rate
@@ -284,6 +306,7 @@ def cmd_rd(args, x, meta):
                   "atanh vs base": bd("atanh", "base"), "base vs jpeg": bd("base", "jpeg"),
                   "ssl vs jpeg": bd("ssl", "jpeg"), "ssl vs webp": bd("ssl", "webp")}
     meta["rate"] = "real file bpp (sgaplus bitstreams, Pillow files)"
+    meta["quality"] = QUALITY_LABEL[args.metric]
     meta["bd_fit"] = "cubic polynomial (VCEG-M33), log10 rate"
     print(json.dumps(meta["bd"], indent=1))
 
@@ -291,11 +314,11 @@ def cmd_rd(args, x, meta):
         fig, ax = plt.subplots(figsize=(6, 4.5))
         for name, points in curves.items():
             style = ":" if name in ("jpeg", "webp") else "o-"
-            ax.plot([p["bpp"] for p in points], [p["psnr"] for p in points], style, label=name)
+            ax.plot([p["bpp"] for p in points], [p[quality_key] for p in points], style, label=name)
         models = [p["bpp"] for name, _ in variants for p in curves[name]]
         ax.set_xlim(0.5 * min(models), 1.5 * max(models))
         ax.set_title(f"{meta['codec']}: base vs refined vs JPEG/WebP", fontsize=9)
-        return finish_axes(fig, ax, "file bpp", "PSNR (dB)")
+        return finish_axes(fig, ax, "file bpp", QUALITY_LABEL[args.metric])
 
     write(args.out, "rd", rows, meta, plot)
 
@@ -307,7 +330,7 @@ def cmd_multirate(args, x, meta):
     rows = []
     for quality in tqdm(sorted(models), desc="lambdas"):
         lmbda = models[quality]["lmbda"]
-        base = run(codec_on(args, quality), x, "base")
+        base = run(codec_on(args, quality), x, "base", **refine_kwargs(args))
         refined = run(codec, x, "ssl", 2, 2.3, iterations=args.iterations, lmbda=lmbda, **refine_kwargs(args))
         rows.append({"lmbda": lmbda, "base_model": quality, "base_bpp": base["bpp"], "base_psnr": base["psnr"],
                      "refined_model": middle, "refined_bpp": refined["bpp"], "refined_psnr": refined["psnr"]})
@@ -431,7 +454,7 @@ def cmd_architectures(args, x, meta):
     rows, pillow = [], {fmt: pillow_curve(x, fmt) for fmt in ("JPEG", "WEBP")}
     for architecture in tqdm(bundled_architectures(), desc="architectures"):
         codec = load_codec(bundled=architecture).to(args.device)
-        base = run(codec, x, "base", files=True)
+        base = run(codec, x, "base", files=True, **refine_kwargs(args))
         refined = run(codec, x, "ssl", 2, 2.3, files=True, iterations=args.iterations, **refine_kwargs(args))
         rows.append({"architecture": architecture, "codec": codec.model_id, "lmbda": codec.lmbda,
                      "base_loss": base["loss"], "refined_loss": refined["loss"],
@@ -460,6 +483,9 @@ COMMANDS = {"methods": cmd_methods, "tau": cmd_tau, "ssl-shape": cmd_ssl_shape, 
             "schedules": cmd_schedules, "target": cmd_target, "architectures": cmd_architectures}
 
 
+MSE_ONLY = ("multirate", "target", "architectures")  # they compare against the bundled models' MSE lambdas
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=COMMANDS)
@@ -473,16 +499,23 @@ def main():
     parser.add_argument("--model", choices=registry.architectures(), help="a CompressAI zoo architecture")
     parser.add_argument("--checkpoint", type=Path, help="an sgaplus checkpoint file")
     parser.add_argument("--quality", type=int, help="the model's quality (default: the middle bundled one)")
+    parser.add_argument("--metric", choices=tuple(QUALITY), default="mse",
+                        help="the distortion refined for and judged by (MS-SSIM: crops of 161 pixels or more)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
+    if args.metric != "mse" and args.command in MSE_ONLY:
+        sys.exit(f"{args.command} compares at MSE lambdas of the bundled models; --metric {args.metric} applies to "
+                 f"{', '.join(c for c in COMMANDS if c not in MSE_ONLY)}")
+    if args.metric == "ms-ssim" and 0 < args.crop < MS_SSIM_MIN_SIDE:
+        sys.exit(f"--metric ms-ssim needs --crop {MS_SSIM_MIN_SIDE} or more (or 0, whole images)")
     x = load_images(args.images, args.crop).to(args.device)
     if args.command in ("multirate", "target", "architectures") and (args.model or args.checkpoint):
         sys.exit(f"{args.command} compares bundled models: use --bundled")
     if args.quality is None and not (args.model or args.checkpoint):
         args.quality = default_bundled_quality(args.bundled)
     meta = {"command": args.command, "codec": codec_on(args, args.quality).model_id, "images": args.images,
-            "crop": args.crop, "iterations": args.iterations,
+            "crop": args.crop, "iterations": args.iterations, "metric": args.metric,
             "device": device_name(args.device),
             "torch": str(torch.__version__), "date": time.strftime("%Y-%m-%d")}
     suffix = ("" if args.bundled == DEFAULT_BUNDLED_ARCHITECTURE else f"-{args.bundled}") if not (

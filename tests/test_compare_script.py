@@ -45,3 +45,18 @@ def test_a_comparison_runs_on_any_codec(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((tmp_path / "compare-methods-ctx.json").read_text())
     assert report["codec"].startswith("file:") and len(report["rows"]) == 10
+
+
+def test_the_rd_comparison_on_ms_ssim(tmp_path):
+    """--metric ms-ssim: the models refined for MS-SSIM, curves and BD metrics on MS-SSIM in dB, Pillow's too."""
+    proc = subprocess.run([sys.executable, str(SCRIPT), "rd", "--metric", "ms-ssim", "--images", "astronaut",
+                           "--iterations", "2", "--crop", "192", "--check-every", "1", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((tmp_path / "compare-rd.json").read_text())
+    assert report["metric"] == "ms-ssim" and report["quality"] == "MS-SSIM (dB)"
+    assert all(row["ms_ssim_db"] > 5 for row in report["rows"])
+    assert set(report["bd"]["ssl vs base"]) == {"bd_ms_ssim_db", "bd_rate_percent"}
+    refused = subprocess.run([sys.executable, str(SCRIPT), "rd", "--metric", "ms-ssim", "--crop", "64"],
+                             capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 1 and "needs --crop 161 or more" in refused.stderr
