@@ -131,3 +131,13 @@ def test_the_zoo_gives_its_ms_ssim_weights_and_lambdas(zoo_cache, tmp_path, caps
     summary = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert (summary["model"], summary["lmbda"], summary["distortion"]) == (codec.model_id, 8.73, "ms-ssim")
     assert "trained for" not in capsys.readouterr().err  # refined for what it was trained for: no warning
+
+
+def test_the_zoo_gives_cheng2020_anchors_ms_ssim_weights(zoo_cache, tmp_path):
+    from compressai.models import Cheng2020Anchor
+    torch.manual_seed(0)
+    model = Cheng2020Anchor(128)  # the zoo's quality 3 size
+    zoo_cache("cheng2020-anchor", 3, model.state_dict(), metric="ms-ssim")
+    codec = load_codec("cheng2020-anchor", 3, metric="ms-ssim")
+    assert (codec.model_id, codec.lmbda, codec.metric) == ("zoo:cheng2020-anchor:q3:ms-ssim", 8.73, "ms-ssim")
+    assert torch.equal(codec.model.g_s[0].conv1.weight, model.g_s[0].conv1.weight)
