@@ -6,8 +6,9 @@ import warnings
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
-from . import __version__, distributed, memory, pipeline, presets
+from . import __version__, distributed, evaluation, memory, pipeline, presets
 from .bitstream import MAX_PIXELS, decode
 from .codecs import loading, registry, vbr
 from .codecs.loading import DEFAULT_BUNDLED_ARCHITECTURE, bundled_architectures, codec_for_id, load_codec
@@ -78,6 +79,20 @@ def uses_model_class(args, needs_lmbda):
     return True
 
 
+def _add_evaluation_model_args(parser):
+    group = parser.add_argument_group(f"rate points (default: every bundled {DEFAULT_BUNDLED_ARCHITECTURE} model)")
+    group.add_argument("--bundled", choices=bundled_architectures(), metavar="ARCHITECTURE",
+                       help="a bundled architecture: its qualities")
+    group.add_argument("--model", choices=registry.architectures(), metavar="ARCHITECTURE",
+                       help="a CompressAI image model: its zoo weights (downloaded), or with --checkpoint its weights")
+    group.add_argument("--qualities", type=int, nargs="+", metavar="Q", help="the qualities (default: all)")
+    group.add_argument("--levels", type=int, nargs="+", metavar="L",
+                       help="a variable-rate model's levels (default: all)")
+    group.add_argument("--checkpoint", type=Path, nargs="+", metavar="FILE",
+                       help="one rate point per file: sgaplus checkpoints, or state dicts of --model or --model-class")
+    _add_model_class_args(group)
+
+
 def model_of(args):
     """load_codec's keywords for the model options (one source of weights at most)."""
     model, checkpoint = getattr(args, "model", None), getattr(args, "checkpoint", None)
@@ -88,7 +103,7 @@ def model_of(args):
             "metric": getattr(args, "metric", None) or "mse"}
 
 
-def _add_refine_args(parser):
+def _add_refine_args(parser, lambdas=False):
     group = parser.add_argument_group("refinement")
     group.add_argument("--method", default="ssl", choices=SGA_METHODS + BASELINES, help="rounding relaxation")
     group.add_argument("--classes", type=int, default=2, choices=(2, 3), help="rounding classes")
@@ -100,7 +115,11 @@ def _add_refine_args(parser):
                            f"{name}: {preset.description}" for name, preset in presets.PRESETS.items()))
     group.add_argument("--iterations", type=int, help="refinement steps (default: the preset's)")
     group.add_argument("--lr", type=float, help="Adam learning rate (default: the preset's)")
-    group.add_argument("--lmbda", type=float, help="RD trade-off (default: the model's training lambda)")
+    if lambdas:  # evaluate: one per --checkpoint file
+        group.add_argument("--lmbda", type=float, nargs="+", help="one RD trade-off per --checkpoint file (default: "
+                                                                   "each model's training lambda)")
+    else:
+        group.add_argument("--lmbda", type=float, help="RD trade-off (default: the model's training lambda)")
     group.add_argument("--metric", choices=tuple(DISTORTIONS),
                        help="the distortion the loss weighs: lambda * 255^2 * MSE + bpp, or lambda * (1 - MS-SSIM) + "
                             "bpp (default: what the model was trained for; with --model, the zoo's weights for it)")
@@ -117,10 +136,17 @@ def _add_refine_args(parser):
                        help="refine every image for all its iterations")
     group.add_argument("--min-delta", type=float, help="relative improvement early stopping waits for (default: the "
                                                        "preset's)")
+    if lambdas:
+        _add_speed_args(group)
+        return
     target = group.add_mutually_exclusive_group()
     target.add_argument("--target-bpp", type=float, help="refine each image to a file of this many bits per pixel "
                                                          "(lambda is adjusted; default: off)")
     target.add_argument("--target-bytes", type=positive_int, help="refine each image to a file of this many bytes")
+    _add_speed_args(group)
+
+
+def _add_speed_args(group):
     group.add_argument("--check-every", type=int, help="steps between true-loss checks (default: the preset's)")
     group.add_argument("--seed", type=int, default=0, help="noise seed")
     group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
@@ -188,14 +214,14 @@ def _schedule(args):
     return schedule_preset(args.schedule, args.iterations)
 
 
-def _refiner(args, codec, metric="mse", lmbda=None):
+def _refiner(args, codec, metric="mse", lmbda=None, progress=True):
     """The LatentRefiner the options ask for; a bad value is the user's mistake, said in one line."""
     try:
         stopping = None if args.early_stop is None else EarlyStopping(args.early_stop, args.min_delta)
         return LatentRefiner(codec, args.method, args.classes, a=args.a, r=args.r, n=args.n,
                              iterations=args.iterations, lr=args.lr, lmbda=args.lmbda if lmbda is None else lmbda,
                              schedule=_schedule(args),
-                             check_every=args.check_every, seed=args.seed, progress=True, autocast=args.autocast,
+                             check_every=args.check_every, seed=args.seed, progress=progress, autocast=args.autocast,
                              channels_last=args.channels_last, compile=args.compile, cuda_graphs=args.cuda_graphs,
                              tf32=None if args.tf32 is None else args.tf32 == "on", early_stopping=stopping,
                              distortion=metric)
@@ -211,6 +237,17 @@ def _metric(args, codec):
     if args.lmbda is not None or codec.metric in (None, metric) or codec.lmbda is None:
         return metric, args.lmbda
     return metric, equivalent_lambda(codec.lmbda, codec.metric, metric)
+
+
+def _evaluation_refiners(args, codec):
+    """(unrefined, refined) LatentRefiners of one rate point of `evaluate`, at the point's lambda."""
+    metric, lmbda = _metric(argparse.Namespace(metric=args.metric, lmbda=None), codec)
+    lmbda = codec.lmbda if lmbda is None else lmbda
+    if lmbda is None:
+        raise UsageError(f"{codec.model_id} has no training lambda: give --lmbda, one per --checkpoint file")
+    _check_sizes(metric, lmbda, [], codec)
+    return (LatentRefiner(codec, "base", lmbda=lmbda, distortion=metric),
+            _refiner(args, codec, metric, lmbda, progress=False))
 
 
 def _check_sizes(metric, lmbda, images, codec):
@@ -333,6 +370,65 @@ def target_of(args):
     return None
 
 
+def cmd_evaluate(args):
+    """Every rate point x image: the unrefined and the refined file; the curves, BD metrics, table and plot."""
+    sources = [Path(p) for p in args.images]
+    if len({p.name for p in sources}) != len(sources):
+        raise UsageError("two input images share a file name; evaluate them into separate --out folders")
+    out = _output_folder(args.out)
+    apply_preset(args)
+    uses_model_class(args, needs_lmbda=False)
+    if args.model_class is not None and not args.lmbda:
+        raise UsageError("--model-class needs --lmbda, one per --checkpoint file: its training lambdas are not known")
+    if not args.resume:
+        _refuse_overwrite([out / name for name in evaluation.OUTPUTS] + [out / "bitstreams"], args.force)
+    images = [(p.name, read_rgb(p)) for p in sources]  # every input checked before any work
+    for name, x in images:
+        _check_size(args.metric or "mse", name, x)
+    device = checked_device(args.device)
+    points = evaluation.rate_points(args.bundled or DEFAULT_BUNDLED_ARCHITECTURE, args.model, args.qualities,
+                                    args.levels, args.checkpoint or (), args.model_class, args.model_args, args.lmbda,
+                                    args.metric or "mse")
+    if len(points) < 2:
+        raise UsageError(f"evaluate draws a curve and its BD metrics: it needs two rate points or more, got "
+                         f"{len(points)} ({points[0].label})")
+    resolve_compile(args, [x.shape[-2] * x.shape[-1] for _, x in images] * len(points))
+    settings = {**pipeline.run_settings(args), "points": [p.label for p in points]}
+    job = evaluation.Evaluation(images, points, lambda codec: _evaluation_refiners(args, codec), out, device,
+                                settings, _model_name(args))
+    out.mkdir(parents=True, exist_ok=True)
+    with tqdm(total=len(points) * len(images), desc="evaluate", unit="image") as bar:
+        try:
+            curves, bd = evaluation.evaluate(job, args.resume, bar)
+        except KeyboardInterrupt:
+            print(f"sgaplus: interrupted: the finished pairs are kept in {out}; run the same command with --resume",
+                  file=sys.stderr)
+            return INTERRUPTED
+    print(evaluation.table(curves))
+    print(f"BD-rate of refined against base: {_percent(bd.get('bd_rate_percent_psnr'))} (PSNR)"
+          + (f", {_percent(bd['bd_rate_percent_ms_ssim'])} (MS-SSIM)" if "bd_rate_percent_ms_ssim" in bd else ""))
+    print(f"wrote base.json, refined.json (CompressAI's format: python -m compressai.utils.plot -f {out}/base.json "
+          f"{out}/refined.json), bd.json, images.csv and rd.png to {out}")
+    return 0
+
+
+def _check_size(metric, name, x):
+    try:
+        DISTORTIONS[metric].check_size(x.shape[-2:], name)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _percent(value):
+    return "undefined" if value is None else f"{value:+.2f}%"
+
+
+def _model_name(args):
+    if args.model_class:
+        return args.model_class.rpartition(":")[2]
+    return args.model or (args.checkpoint[0].stem if args.checkpoint else args.bundled or DEFAULT_BUNDLED_ARCHITECTURE)
+
+
 def cmd_decode(args):
     target = Path(args.out)
     if target.is_dir():
@@ -406,6 +502,16 @@ def build_parser():
     dec.add_argument("--max-pixels", type=positive_int, default=MAX_PIXELS,
                      help="refuse bitstreams of larger images (a crafted header must not exhaust memory)")
     dec.set_defaults(func=cmd_decode)
+    evaluate = sub.add_parser("evaluate", help="the RD curve of images with and without refinement, in "
+                                               "CompressAI's format", formatter_class=formatter)
+    evaluate.add_argument("images", nargs="+", metavar="IMAGE")
+    evaluate.add_argument("--out", required=True, help="output folder")
+    evaluate.add_argument("--force", action="store_true", help="overwrite an earlier evaluation's outputs")
+    evaluate.add_argument("--resume", action="store_true",
+                          help="continue an interrupted evaluation in the same --out: keep its finished pairs")
+    _add_evaluation_model_args(evaluate)
+    _add_refine_args(evaluate, lambdas=True)
+    evaluate.set_defaults(func=cmd_evaluate)
     demo = sub.add_parser("demo", help="refine a shipped sample image with the bundled model (about a minute)",
                           formatter_class=formatter)
     demo.add_argument("--image", default=EVAL_IMAGES[0], choices=EVAL_IMAGES, help="held-out sample image")

@@ -41,15 +41,16 @@ def refuse_replacing_inputs(out, sources):
 
 
 def run_settings(args):
-    """The settings of a run that --resume must find unchanged (the model is named by the options)."""
+    """The settings of a run that --resume must find unchanged (the model is named by the options; refine's and
+    evaluate's options alike, those a command lacks are None)."""
+    option = vars(args).get
     model = str(args.checkpoint) if args.checkpoint else \
-        f"{args.model or 'bundled ' + (args.bundled or DEFAULT_BUNDLED_ARCHITECTURE)}:{args.quality}"
+        f"{args.model or 'bundled ' + (args.bundled or DEFAULT_BUNDLED_ARCHITECTURE)}:{option('quality')}"
     if args.checkpoint and (args.model or args.model_class):
         model += f" ({args.model or args.model_class} {args.model_args or ''})".replace(" )", ")")
-    return {"model_options": model, "level": args.level, "gain": args.gain, "lmbda": args.lmbda, "metric": args.metric,
-            "method": args.method, "classes": args.classes, "preset": args.preset, "iterations": args.iterations,
-            "lr": args.lr, "schedule": args.schedule, "early_stop": args.early_stop, "target_bpp": args.target_bpp,
-            "target_bytes": args.target_bytes}
+    names = ("level", "gain", "lmbda", "metric", "method", "classes", "preset", "iterations", "lr", "schedule",
+             "early_stop", "target_bpp", "target_bytes")
+    return {"model_options": model, **{name: option(name) for name in names}}
 
 
 def finished_rows(out, sources, settings):

@@ -1,0 +1,136 @@
+"""`sgaplus evaluate`: every rate point x image written as an unrefined and a refined file and decoded; the curves
+in CompressAI's eval_model format (read by CompressAI's own plot code), BD metrics as sgaplus.bd computes them, a
+table of every pair, a plot; resumable; mistakes in one line."""
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from compressai.utils.plot.__main__ import parse_json_file
+from helpers import sample_crop
+from published_models import ChannelConditional
+
+from sgaplus import evaluation
+from sgaplus.bd import bd_psnr, bd_rate
+from sgaplus.cli import main
+from sgaplus.codecs.loading import bundled_path
+from sgaplus.images import write_png
+
+QUALITIES = ("1", "2", "3")
+SIZE = 96
+REFINE = ["--iterations", "30", "--check-every", "10", "--lr", "2e-2", "--no-compile"]
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("images")
+    paths = [folder / "astronaut.png", folder / "coffee.png"]
+    write_png(paths[0], sample_crop(SIZE, top=100, left=100))
+    write_png(paths[1], sample_crop(SIZE, name="coffee", top=150, left=200))
+    return [str(p) for p in paths]
+
+
+def evaluate(images, out, *extra):
+    return main(["evaluate", *images, "--qualities", *QUALITIES, "--out", str(out), *REFINE, *extra])
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory, images):
+    """An evaluation run without interruption, and what it printed."""
+    out = tmp_path_factory.mktemp("whole")
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert evaluate(images, out) == 0
+    return out, printed.getvalue()
+
+
+def without_times(path):
+    value = json.loads(path.read_text())
+    value.get("results", {}).pop("encoding_time", None)
+    return value
+
+
+def test_curves_in_compressais_format_from_real_files(whole):
+    out, printed = whole
+    pairs = json.loads((out / "pairs.json").read_text())["pairs"]
+    curves = {}
+    for kind in ("base", "refined"):
+        parsed = parse_json_file(out / f"{kind}.json", "psnr")  # CompressAI's own reader
+        results = json.loads((out / f"{kind}.json").read_text())["results"]
+        assert parsed["xs"] == results["bpp"] and len(results["bpp"]) == len(QUALITIES)
+        assert results["bpp"] == sorted(results["bpp"]) and "ms-ssim-rgb" not in results  # small: no MS-SSIM
+        for point, bpp in zip(results["points"], results["bpp"]):
+            files = [out / row[kind]["file"] for row in pairs if row["point"] == point]
+            assert len(files) == 2
+            assert bpp == pytest.approx(sum(8 * f.stat().st_size / SIZE ** 2 for f in files) / 2, rel=1e-12)
+        curves[kind] = results
+    bd = json.loads((out / "bd.json").read_text())
+    args = [curves[k][f] for k in ("base", "refined") for f in ("bpp", "psnr-rgb")]
+    assert bd["bd_rate_percent_psnr"] == pytest.approx(bd_rate(*args))
+    assert bd["bd_psnr_db"] == pytest.approx(bd_psnr(*args))
+    for row in pairs:  # refining lowers each file pair's RD loss (the refiner's lambda, file bits, decoded PSNR)
+        base, refined = (row[k]["bpp"] + row["lmbda"] * 255 ** 2 * 10 ** (-row[k]["psnr"] / 10)
+                         for k in ("base", "refined"))
+        assert refined < base, row
+    assert bd["bd_rate_percent_psnr"] < 0
+    assert (out / "rd.png").stat().st_size > 0 and len((out / "images.csv").read_text().splitlines()) == 7
+    assert "BD-rate of refined against base" in printed
+
+
+def test_resume_after_an_interruption_gives_the_same_files(tmp_path, images, whole, monkeypatch):
+    calls, code_one = [], evaluation.code_one
+
+    def interrupted(*args):
+        calls.append(1)
+        if len(calls) == 5:  # the third pair's unrefined file
+            raise KeyboardInterrupt
+        return code_one(*args)
+
+    monkeypatch.setattr(evaluation, "code_one", interrupted)
+    assert evaluate(images, tmp_path / "part") == 130
+    assert len(json.loads((tmp_path / "part" / "pairs.json").read_text())["pairs"]) == 2
+    monkeypatch.setattr(evaluation, "code_one", code_one)
+    assert evaluate(images, tmp_path / "part", "--resume") == 0
+    for name in ("base.json", "refined.json", "bd.json"):
+        assert without_times(tmp_path / "part" / name) == without_times(whole[0] / name), name
+    for file in (whole[0] / "bitstreams").rglob("*.bin"):
+        assert (tmp_path / "part" / file.relative_to(whole[0])).read_bytes() == file.read_bytes()
+    assert evaluate(images, tmp_path / "part", "--resume", "--lr", "1e-2") == 1  # other settings: refused
+
+
+def test_checkpoint_files_and_a_model_class_are_rate_points(tmp_path, images):
+    files = [str(bundled_path(quality=q)) for q in (1, 2)]
+    assert main(["evaluate", *images, "--checkpoint", *files, "--iterations", "1", "--out", str(tmp_path / "a")]) == 0
+    assert json.loads((tmp_path / "a" / "base.json").read_text())["results"]["points"] == [Path(f).stem for f in files]
+    weights = []
+    for n in (1, 2):
+        torch.manual_seed(n)
+        weights.append(tmp_path / f"cc{n}.pth")
+        torch.save(ChannelConditional().state_dict(), weights[-1])
+    published = str(Path(__file__).with_name("published_models.py"))
+    assert main(["evaluate", *images, "--model-class", f"{published}:ChannelConditional", "--checkpoint",
+                 *map(str, weights), "--lmbda", "0.01", "0.02", "--iterations", "1", "--out", str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b" / "pairs.json").read_text())["pairs"][-1]["lmbda"] == 0.02
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--qualities", "2"], "it needs two rate points or more, got 1 (q2)"),
+    (["--levels", "1", "2"], "--levels chooses the rate points of a variable-rate model"),
+    (["--checkpoint", "a.pt", "b.pt", "--lmbda", "0.01"], "one lambda per --checkpoint file: 1 lambdas for 2 files"),
+    (["--metric", "ms-ssim"], "ms-ssim needs images of at least 161x161 pixels"),
+    (["--model-class", "x.py:X", "--checkpoint", "a.pt", "b.pt"], "--model-class needs --lmbda, one per"),
+])
+def test_mistakes_are_one_line_and_nothing_is_written(tmp_path, images, capsys, extra, message):
+    assert main(["evaluate", *images, "--out", str(tmp_path / "o"), "--iterations", "1", *extra]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_earlier_evaluation_is_not_overwritten(tmp_path, images, capsys):
+    out = tmp_path / "o"
+    (out / "bitstreams").mkdir(parents=True)
+    (out / "base.json").write_text("{}")
+    assert main(["evaluate", *images, "--out", str(out), "--iterations", "1"]) == 1
+    assert "would overwrite" in capsys.readouterr().err and (out / "base.json").read_text() == "{}"
