@@ -33,21 +33,21 @@ from machine import device_name
 from tqdm import tqdm
 
 from sgaplus.bd import bd_psnr, bd_rate
-from sgaplus.bitstream import encode
 from sgaplus.codecs import registry
-from sgaplus.codecs.loading import (
+from sgaplus.codecs.registry import equivalent_lambda
+from sgaplus.files.bitstream import encode
+from sgaplus.files.images import EVAL_IMAGES, load_shipped_image, read_rgb
+from sgaplus.files.loading import (
     DEFAULT_BUNDLED_ARCHITECTURE,
     bundled_architectures,
     bundled_models,
     default_bundled_quality,
     load_codec,
 )
-from sgaplus.codecs.registry import equivalent_lambda
-from sgaplus.distortion import MS_SSIM_MIN_SIDE, ms_ssim, ms_ssim_db
-from sgaplus.images import EVAL_IMAGES, load_shipped_image, read_rgb
-from sgaplus.refine import LatentRefiner
-from sgaplus.schedule import TemperatureSchedule, budget_schedule, schedule_preset
-from sgaplus.stopping import EarlyStopping
+from sgaplus.refine.distortion import MS_SSIM_MIN_SIDE, ms_ssim, ms_ssim_db
+from sgaplus.refine.refiner import LatentRefiner
+from sgaplus.refine.schedule import TemperatureSchedule, budget_schedule, schedule_preset
+from sgaplus.refine.stopping import EarlyStopping
 
 METHODS = [("base", 2, None), ("ste", 2, None), ("uniform", 2, None), ("atanh", 2, None), ("linear", 2, None),
            ("cosine", 2, None), ("ssl", 2, 2.3), ("linear", 3, None), ("cosine", 3, None), ("ssl", 3, 1.4)]

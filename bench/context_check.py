@@ -15,9 +15,9 @@ from machine import device_name, slug
 from timing import timed
 
 from sgaplus.codecs import registry
-from sgaplus.codecs.loading import bundled_architectures, load_codec
-from sgaplus.images import EVAL_IMAGES, load_shipped_image
-from sgaplus.refine import LatentRefiner
+from sgaplus.files.images import EVAL_IMAGES, load_shipped_image
+from sgaplus.files.loading import bundled_architectures, load_codec
+from sgaplus.refine.refiner import LatentRefiner
 
 
 def measure(codec, x, device, repeats):

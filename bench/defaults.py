@@ -19,11 +19,11 @@ import torch
 from machine import device_name
 from timing import timed
 
-from sgaplus import presets
-from sgaplus.codecs.loading import bundled_architectures, load_codec
-from sgaplus.images import UNSEEN_IMAGES, load_shipped_image
-from sgaplus.refine import LatentRefiner, pad_to_multiple
-from sgaplus.schedule import schedule_preset
+from sgaplus.files.images import UNSEEN_IMAGES, load_shipped_image
+from sgaplus.files.loading import bundled_architectures, load_codec
+from sgaplus.refine import presets
+from sgaplus.refine.refiner import LatentRefiner, pad_to_multiple
+from sgaplus.refine.schedule import schedule_preset
 
 # the fast preset's candidates: (name, iterations, schedule, lr); "fast" is presets.PRESETS["fast"]
 CANDIDATES = [("fast-1000", 1000, "budget", 2e-2)]
@@ -127,7 +127,7 @@ def paper_loop(codec, x, iterations, lr=5e-3):
     lowest. Returns (seconds, the lowest true loss)."""
     from sgaplus.ops.rounding import RoundingConfig
     from sgaplus.ops.rounding.reference import sga_round_reference
-    from sgaplus.schedule import TemperatureSchedule
+    from sgaplus.refine.schedule import TemperatureSchedule
     config, schedule, pixels = RoundingConfig("ssl"), TemperatureSchedule(), x.shape[-2] * x.shape[-1]
     start = time.perf_counter()
     with torch.no_grad():

@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 from machine import device_name, slug
 
-from sgaplus.codecs.loading import load_codec
-from sgaplus.images import EVAL_IMAGES, TRAIN_IMAGES, load_shipped_image
-from sgaplus.refine import LatentRefiner
+from sgaplus.files.images import EVAL_IMAGES, TRAIN_IMAGES, load_shipped_image
+from sgaplus.files.loading import load_codec
+from sgaplus.refine.refiner import LatentRefiner
 
 
 def kodak_size_images(count, height, width):

@@ -3,10 +3,10 @@ import pytest
 import torch
 from registry import DEVICE, STEP_IMAGE, synchronize
 
-from sgaplus.codecs.loading import load_codec
-from sgaplus.images import load_shipped_image
+from sgaplus.files.images import load_shipped_image
+from sgaplus.files.loading import load_codec
 from sgaplus.ops.rounding.reference import sga_round_reference
-from sgaplus.refine import LatentRefiner, pad_to_multiple
+from sgaplus.refine.refiner import LatentRefiner, pad_to_multiple
 
 
 class EagerRefiner(LatentRefiner):

@@ -2,6 +2,6 @@
 
 rounding.py: the SGA+ rounding kernels (two and three classes, forward and backward) and their launchers;
 scores.py: the per-method score functions and fast transcendentals they inline. The op layer
-(sgaplus/ops/) imports these launchers; the kernels import only the op's constants
-(sgaplus/ops/rounding/config.py).
+(sgaplus/ops/) imports these launchers; constants.py holds every constant of the math (plain Python), which the
+op layer re-exports. The kernels import only torch, triton and each other.
 """

@@ -17,18 +17,17 @@ import torch
 import triton
 import triton.language as tl
 
-from sgaplus.ops.rounding import config
-
+from . import constants
 from .scores import fast_div, fast_log, fast_sigmoid, three_class_score, two_class_gap
 
 BLOCK = 1024
 NUM_WARPS = 4
-TWO_CLASS_SHIFT = tl.constexpr(32 - config.TWO_CLASS_UNIFORM_BITS)
-THREE_CLASS_SHIFT = tl.constexpr(32 - config.THREE_CLASS_UNIFORM_BITS)
-TWO_CLASS_SCALE = tl.constexpr(2.0 ** -config.TWO_CLASS_UNIFORM_BITS)
-THREE_CLASS_SCALE = tl.constexpr(2.0 ** -(config.THREE_CLASS_UNIFORM_BITS + 2))
-TWO_CLASS_G = tl.constexpr(config.ELEMENTS_PER_PHILOX[2])
-THREE_CLASS_G = tl.constexpr(config.ELEMENTS_PER_PHILOX[3])
+TWO_CLASS_SHIFT = tl.constexpr(32 - constants.TWO_CLASS_UNIFORM_BITS)
+THREE_CLASS_SHIFT = tl.constexpr(32 - constants.THREE_CLASS_UNIFORM_BITS)
+TWO_CLASS_SCALE = tl.constexpr(2.0 ** -constants.TWO_CLASS_UNIFORM_BITS)
+THREE_CLASS_SCALE = tl.constexpr(2.0 ** -(constants.THREE_CLASS_UNIFORM_BITS + 2))
+TWO_CLASS_G = tl.constexpr(constants.ELEMENTS_PER_PHILOX[2])
+THREE_CLASS_G = tl.constexpr(constants.ELEMENTS_PER_PHILOX[3])
 
 
 @triton.jit

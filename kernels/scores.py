@@ -16,20 +16,20 @@ import triton
 import triton.language as tl
 from triton.language.extra.cuda import libdevice
 
-from sgaplus.ops.rounding import config
+from . import constants
 
 # Globals a @triton.jit function reads must be tl.constexpr objects (an annotation is not enough: the
 # interpreter accepts it, the compiler does not). Products keep the tensor on the left of a constexpr:
 # the interpreter mishandles constexpr * tensor inside tl.cos.
-ATANH = tl.constexpr(config.METHOD_IDS["atanh"])
-LINEAR = tl.constexpr(config.METHOD_IDS["linear"])
-COSINE = tl.constexpr(config.METHOD_IDS["cosine"])
-SSL = tl.constexpr(config.METHOD_IDS["ssl"])
-EPS = tl.constexpr(config.EPS)
-HALF_PI = tl.constexpr(config.HALF_PI)
-COSINE_FLOOR = tl.constexpr(config.COSINE_FLOOR)
-THREE_CLASS_FLOOR = tl.constexpr(config.THREE_CLASS_FLOOR)
-SSL_THREE_CLASS_SCALE = tl.constexpr(config.SSL_THREE_CLASS_SCALE)
+ATANH = tl.constexpr(constants.METHOD_IDS["atanh"])
+LINEAR = tl.constexpr(constants.METHOD_IDS["linear"])
+COSINE = tl.constexpr(constants.METHOD_IDS["cosine"])
+SSL = tl.constexpr(constants.METHOD_IDS["ssl"])
+EPS = tl.constexpr(constants.EPS)
+HALF_PI = tl.constexpr(constants.HALF_PI)
+COSINE_FLOOR = tl.constexpr(constants.COSINE_FLOOR)
+THREE_CLASS_FLOOR = tl.constexpr(constants.THREE_CLASS_FLOOR)
+SSL_THREE_CLASS_SCALE = tl.constexpr(constants.SSL_THREE_CLASS_SCALE)
 INTERPRETED = tl.constexpr(bool(triton.knobs.runtime.interpret))
 
 

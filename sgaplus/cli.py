@@ -8,17 +8,19 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import __version__, distributed, evaluation, memory, pipeline, presets
-from .bitstream import MAX_PIXELS, decode
-from .codecs import loading, registry, vbr
-from .codecs.loading import DEFAULT_BUNDLED_ARCHITECTURE, bundled_architectures, codec_for_id, load_codec
+from . import __version__, distributed, evaluation, pipeline
+from .codecs import registry, vbr
 from .codecs.registry import equivalent_lambda
-from .distortion import DISTORTIONS
 from .errors import SgaplusError, UsageError
-from .images import EVAL_IMAGES, load_shipped_image, read_rgb, write_png
-from .refine import BASELINES, SGA_METHODS, LatentRefiner
-from .schedule import BUDGET_HOLD, PRESETS, TemperatureSchedule, budget_schedule, schedule_preset
-from .stopping import EarlyStopping
+from .files import loading
+from .files.bitstream import MAX_PIXELS, decode
+from .files.images import EVAL_IMAGES, load_shipped_image, read_rgb, write_png
+from .files.loading import DEFAULT_BUNDLED_ARCHITECTURE, bundled_architectures, codec_for_id, load_codec
+from .refine import memory, presets
+from .refine.distortion import DISTORTIONS
+from .refine.refiner import BASELINES, SGA_METHODS, LatentRefiner
+from .refine.schedule import BUDGET_HOLD, PRESETS, TemperatureSchedule, budget_schedule, schedule_preset
+from .refine.stopping import EarlyStopping
 
 # What a user can cause: the package's own errors, and the OS's word on files the user named.
 USER_ERRORS = (SgaplusError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)

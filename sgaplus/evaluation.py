@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Callable
 
 from .bd import bd_psnr, bd_rate
-from .bitstream import decode, encode
 from .codecs import registry
-from .codecs.loading import bundled_models, load_codec, load_model_class
-from .distortion import ms_ssim, ms_ssim_db
 from .errors import UsageError
-from .images import write_atomic
+from .files.bitstream import decode, encode
+from .files.images import write_atomic
+from .files.loading import bundled_models, load_codec, load_model_class
+from .refine.distortion import ms_ssim, ms_ssim_db
 
 KINDS = ("base", "refined")
 OUTPUTS = ("base.json", "refined.json", "bd.json", "images.csv", "rd.png", "pairs.json")

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import torch
 
-from .bitstream import decode, encode
-from .codecs.loading import DEFAULT_BUNDLED_ARCHITECTURE, bundled_models, load_codec
-from .distortion import ms_ssim, ms_ssim_db
 from .errors import UsageError
-from .images import write_atomic, write_png
-from .refine import LatentRefiner
-from .target import RateTarget
+from .files.bitstream import decode, encode
+from .files.images import write_atomic, write_png
+from .files.loading import DEFAULT_BUNDLED_ARCHITECTURE, bundled_models, load_codec
+from .refine.distortion import ms_ssim, ms_ssim_db
+from .refine.refiner import LatentRefiner
+from .refine.target import RateTarget
 
 TARGET_TOLERANCE = 0.02  # a target-size file is reported as missed beyond this relative error
 

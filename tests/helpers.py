@@ -4,8 +4,8 @@ import functools
 
 import torch
 
-from sgaplus.codecs.loading import load_codec
-from sgaplus.images import load_shipped_image
+from sgaplus.files.images import load_shipped_image
+from sgaplus.files.loading import load_codec
 from sgaplus.ops.rounding import METHODS, chunked
 from sgaplus.ops.rounding.noise import logit_noise
 

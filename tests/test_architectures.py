@@ -6,12 +6,12 @@ import pytest
 import torch
 from helpers import bundled_codec, random_codec, sample_crop
 
-from sgaplus.bitstream import decode, encode, pack
-from sgaplus.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from sgaplus.cli import main
 from sgaplus.codecs import fixed_point, registry
-from sgaplus.codecs.loading import bundled_architectures, codec_for_id
-from sgaplus.refine import LatentRefiner
+from sgaplus.files.bitstream import decode, encode, pack
+from sgaplus.files.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from sgaplus.files.loading import bundled_architectures, codec_for_id
+from sgaplus.refine.refiner import LatentRefiner
 
 ARCHITECTURES = registry.architectures()
 
@@ -165,7 +165,7 @@ def test_a_bitstream_decoded_with_another_codec_gets_one_line(tmp_path, capsys):
     factorized = load_checkpoint(files["factorized"])[0]
     codec = registry.adapter("bmshj2018-factorized")(factorized, "x")
     relabelled = pack("x", (64, 64), codec.z_size((64, 64)), [b"y", b"z"])
-    from sgaplus.bitstream import BitstreamError
+    from sgaplus.files.bitstream import BitstreamError
     with pytest.raises(BitstreamError, match="2 coded strings, x writes 1"):
         decode(relabelled, lambda model_id: codec)
     with pytest.raises(CheckpointError, match="earlier sgaplus"):
@@ -200,7 +200,7 @@ def test_zoo_architectures_offline_get_one_line(tmp_path, capsys, monkeypatch, a
 def test_images_leave_the_batch_without_z_and_with_a_context(architecture):
     """Early stopping drops rows of y (no z) or of a context model's state; each image keeps its best latents,
     which are the encoder's (the file decodes to the reported reconstruction)."""
-    from sgaplus.stopping import EarlyStopping
+    from sgaplus.refine.stopping import EarlyStopping
     codec, _ = codec_of(architecture)
     x = torch.cat([sample_crop(64, top=0, left=0), sample_crop(64, top=250, left=200)])
     result = LatentRefiner(codec, "ssl", iterations=60, check_every=5, lr=2e-2,

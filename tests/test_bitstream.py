@@ -7,10 +7,10 @@ import pytest
 import torch
 from helpers import bundled_codec, sample_crop
 
-from sgaplus import bitstream
 from sgaplus.codecs import CompressAIHyperprior
 from sgaplus.codecs.registry import build_model
-from sgaplus.refine import LatentRefiner
+from sgaplus.files import bitstream
+from sgaplus.refine.refiner import LatentRefiner
 
 
 def psnr(a, b):

@@ -12,8 +12,8 @@ import torch
 from helpers import sample_crop
 from PIL import Image
 
-from sgaplus import presets
 from sgaplus.cli import main
+from sgaplus.refine import presets
 
 
 def save_rgb16_png(path, height=8, width=12):
@@ -300,7 +300,7 @@ def test_target_size_is_reached_or_reported_with_the_closest_file(tmp_path, imag
 
 
 def test_rate_target_validation():
-    from sgaplus.target import RateTarget
+    from sgaplus.refine.target import RateTarget
     with pytest.raises(ValueError, match="target bpp must be a finite number > 0"):
         RateTarget(0.0)
     with pytest.raises(ValueError, match="2 target rates for 3 images"):
@@ -338,10 +338,11 @@ def test_demo_prints_what_the_refiner_computes(capsys):
     run with the same settings computes, their relative change, and the size of the real bitstream."""
     import re
 
-    from sgaplus import bitstream, presets
-    from sgaplus.codecs.loading import load_codec
-    from sgaplus.images import load_shipped_image
-    from sgaplus.refine import LatentRefiner
+    from sgaplus.files import bitstream
+    from sgaplus.files.images import load_shipped_image
+    from sgaplus.files.loading import load_codec
+    from sgaplus.refine import presets
+    from sgaplus.refine.refiner import LatentRefiner
     assert run_cli("demo", "--bundled", "mbt2018", "--crop", 64, "--iterations", 10) == 0
     printed = capsys.readouterr().out
     assert "model bundled:mbt2018:q3:" in printed

@@ -36,7 +36,7 @@ def test_a_comparison_runs_on_any_codec(tmp_path):
     are named after it."""
     from compressai.models import JointAutoregressiveHierarchicalPriors
 
-    from sgaplus.checkpoints import save_checkpoint
+    from sgaplus.files.checkpoints import save_checkpoint
     save_checkpoint(JointAutoregressiveHierarchicalPriors(32, 32), tmp_path / "ctx.pt", "mbt2018", 32, 32,
                     {"lmbda": 0.01})
     proc = subprocess.run([sys.executable, str(SCRIPT), "methods", "--checkpoint", str(tmp_path / "ctx.pt"),

@@ -75,7 +75,7 @@ def test_refiner_relaxed_loss_traces_as_one_graph(architecture):
     no graph break."""
     from helpers import bundled_codec, random_codec, sample_crop
 
-    from sgaplus.refine import LatentRefiner, pad_to_multiple
+    from sgaplus.refine.refiner import LatentRefiner, pad_to_multiple
     codec = bundled_codec() if architecture == "mbt2018-mean" else random_codec(architecture)
     refiner = LatentRefiner(codec, "ssl")
     x = sample_crop(64)

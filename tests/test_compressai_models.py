@@ -9,14 +9,14 @@ import torch
 import torch.nn as nn
 from helpers import STAND_IN_LEVEL, bundled_codec, random_codec, random_model, sample_crop, train_briefly
 
-from sgaplus.bitstream import decode, encode
-from sgaplus.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from sgaplus.cli import main
 from sgaplus.codecs import registry
 from sgaplus.codecs.compressai import gaussian_bits
-from sgaplus.codecs.loading import bundled_architectures, codec_for_id, load_codec
 from sgaplus.codecs.vbr import VariableRateQuantizer
-from sgaplus.refine import LatentRefiner
+from sgaplus.files.bitstream import decode, encode
+from sgaplus.files.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from sgaplus.files.loading import bundled_architectures, codec_for_id, load_codec
+from sgaplus.refine.refiner import LatentRefiner
 
 SIZE = (128, 192)  # a multiple of 64: CompressAI's compress takes the image as it is
 LOADING_STEPS = 20  # stand-ins of tests about loading and coding weights, not about how well they fit

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from sgaplus.codecs import registry
-from sgaplus.codecs.loading import bundled_architectures
+from sgaplus.files.loading import bundled_architectures
 
 SCRIPT = Path(__file__).parent.parent / "bench" / "context_check.py"
 

@@ -15,8 +15,8 @@ from published_models import ChannelConditional
 from sgaplus import evaluation
 from sgaplus.bd import bd_psnr, bd_rate
 from sgaplus.cli import main
-from sgaplus.codecs.loading import bundled_path
-from sgaplus.images import write_png
+from sgaplus.files.images import write_png
+from sgaplus.files.loading import bundled_path
 
 QUALITIES = ("1", "2", "3")
 SIZE = 96

@@ -10,9 +10,9 @@ from helpers import bundled_codec, sample_crop, trained_published
 from published_models import ChannelConditional, DecoderUnlikeForward, HiddenRounding, MeanScale, OwnStraightThrough
 
 import sgaplus
-from sgaplus.bitstream import decode, encode
 from sgaplus.codecs.forward import ForwardCodec, UnsupportedModel
-from sgaplus.refine import LatentRefiner
+from sgaplus.files.bitstream import decode, encode
+from sgaplus.refine.refiner import LatentRefiner
 
 STYLES = {"channel-conditional": ChannelConditional, "own-ste": OwnStraightThrough, "mean-scale": MeanScale}
 SIZE = 128

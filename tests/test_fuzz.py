@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from sgaplus import bitstream
-from sgaplus.checkpoints import FORMAT, VERSION, CheckpointError, load_checkpoint
 from sgaplus.cli import main
-from sgaplus.images import ImageError, read_rgb
+from sgaplus.files import bitstream
+from sgaplus.files.checkpoints import FORMAT, VERSION, CheckpointError, load_checkpoint
+from sgaplus.files.images import ImageError, read_rgb
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -11,10 +11,10 @@ import pytest
 import torch
 from helpers import bundled_codec, sample_crop
 
-from sgaplus import memory
 from sgaplus.cli import main
 from sgaplus.errors import UsageError
-from sgaplus.refine import LatentRefiner
+from sgaplus.refine import memory
+from sgaplus.refine.refiner import LatentRefiner
 
 LARGE = (768, 1152)  # the image whose peak is measured
 
@@ -24,9 +24,9 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 warnings.filterwarnings("ignore")
 torch.set_num_threads(1)
-from sgaplus import memory
-from sgaplus.codecs.loading import load_codec
-from sgaplus.refine import LatentRefiner
+from sgaplus.refine import memory
+from sgaplus.files.loading import load_codec
+from sgaplus.refine.refiner import LatentRefiner
 architecture, height, width, checkpoint = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
 refiner = LatentRefiner(load_codec(bundled=architecture), "ssl", iterations=1, checkpoint_synthesis=checkpoint)
 estimate = memory.probe(refiner, "cpu").peak(height * width)

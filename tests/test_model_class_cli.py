@@ -9,9 +9,9 @@ import torch
 from helpers import sample_crop, trained_published
 from published_models import ChannelConditional, HiddenRounding
 
-from sgaplus.bitstream import unpack
 from sgaplus.cli import main
-from sgaplus.images import read_rgb, write_png
+from sgaplus.files.bitstream import unpack
+from sgaplus.files.images import read_rgb, write_png
 
 PUBLISHED = str(Path(__file__).with_name("published_models.py"))
 SIZE = 128

@@ -9,12 +9,12 @@ from helpers import bundled_codec, sample_crop
 from pytorch_msssim import ms_ssim as library_ms_ssim
 
 from sgaplus import LatentRefiner
-from sgaplus.bitstream import decode, encode
 from sgaplus.cli import main
-from sgaplus.codecs.loading import codec_for_id, load_codec
 from sgaplus.codecs.registry import equivalent_lambda
-from sgaplus.distortion import DISTORTIONS, Distortion, ms_ssim, ms_ssim_db
-from sgaplus.images import read_rgb, write_png
+from sgaplus.files.bitstream import decode, encode
+from sgaplus.files.images import read_rgb, write_png
+from sgaplus.files.loading import codec_for_id, load_codec
+from sgaplus.refine.distortion import DISTORTIONS, Distortion, ms_ssim, ms_ssim_db
 
 HEIGHT, WIDTH = 192, 256  # above MS-SSIM's 161 pixels a side
 LMBDA = 10.0  # between CompressAI's MS-SSIM lambdas of qualities 3 and 4 (8.73, 16.64)

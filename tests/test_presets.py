@@ -8,10 +8,10 @@ import pytest
 import torch
 from helpers import bundled_codec, sample_crop
 
-from sgaplus import presets
 from sgaplus.cli import _refiner as cli_refiner
 from sgaplus.cli import apply_preset, build_parser, main, resolve_compile
-from sgaplus.refine import LatentRefiner
+from sgaplus.refine import presets
+from sgaplus.refine.refiner import LatentRefiner
 
 
 def compiled(refiner):

@@ -7,9 +7,9 @@ import torch
 from helpers import PoisonedCodec, bundled_codec, sample_crop
 
 import sgaplus
-from sgaplus import bitstream
-from sgaplus.codecs.loading import load_codec
-from sgaplus.refine import LatentRefiner
+from sgaplus.files import bitstream
+from sgaplus.files.loading import load_codec
+from sgaplus.refine.refiner import LatentRefiner
 
 
 def refine(x, method="ssl", iterations=40, **kwargs):

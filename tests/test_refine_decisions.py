@@ -7,9 +7,9 @@ import torch
 from helpers import bundled_codec, sample_crop
 
 import sgaplus
-from sgaplus.best import BestLatents
-from sgaplus.results import Check, Metrics
-from sgaplus.target import RateTarget
+from sgaplus.refine.best import BestLatents
+from sgaplus.refine.results import Check, Metrics
+from sgaplus.refine.target import RateTarget
 
 
 def check(losses, bpps=None, mses=None, mark=0.0):

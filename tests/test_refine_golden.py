@@ -31,7 +31,7 @@ import torch
 from helpers import PoisonedCodec, bundled_codec, sample_crop
 
 import sgaplus
-from sgaplus.target import RateTarget
+from sgaplus.refine.target import RateTarget
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "refine_golden.json"
 # Tolerances from tools/golden_spread.py (bench/results/golden-spread.json; the docstring gives the figures).

@@ -6,7 +6,7 @@ import torch
 from helpers import sample_crop
 
 from sgaplus.cli import main
-from sgaplus.codecs.loading import codec_for_id, load_codec
+from sgaplus.files.loading import codec_for_id, load_codec
 
 
 def fresh_model(architecture):

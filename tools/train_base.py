@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sgaplus.checkpoints import save_checkpoint
-from sgaplus.codecs.loading import ASSETS, bundled_key, load_bundled
-from sgaplus.images import EVAL_IMAGES, GRAYSCALE_TRAIN_IMAGES, TRAIN_IMAGES, load_shipped_image
+from sgaplus.files.checkpoints import save_checkpoint
+from sgaplus.files.images import EVAL_IMAGES, GRAYSCALE_TRAIN_IMAGES, TRAIN_IMAGES, load_shipped_image
+from sgaplus.files.loading import ASSETS, bundled_key, load_bundled
 
 LAMBDAS = {1: 0.0035, 2: 0.0067, 3: 0.0130, 4: 0.0250}
 # (N, M) of the bundles; Cheng et al.'s models have M = N

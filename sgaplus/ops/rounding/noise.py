@@ -9,7 +9,7 @@ backends use them:
   exp(l_k / tau) E_k^(-1 / tau) with E_k i.i.d. Exp(1); E / sum(E) is uniform on the simplex, as are
   the spacings S of two sorted uniforms, and the common factor cancels in the normalisation, so the
   per-class noise -log S_k has the same law of softmax weights.
-Uniforms lie on grids strictly inside (0, 1) (config.py says which), so no noise value is infinite.
+Uniforms lie on grids strictly inside (0, 1) (kernels/constants.py says which), so no noise value is infinite.
 """
 import torch
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import UsageError
+from ..errors import UsageError
 
 PROBE_SIDES = (128, 256)  # the probes' square image sides (padded to the codec's multiple)
 PEAK_PER_SAVED_BYTE = 2.0  # peak of a step / bytes its graph keeps (see tests/test_memory.py)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import torch
 
-from .codecs.registry import UnknownArchitecture, build_model, model_from_state_dict
-from .errors import SgaplusError
+from ..codecs.registry import UnknownArchitecture, build_model, model_from_state_dict
+from ..errors import SgaplusError
 
 FORMAT = "sgaplus-checkpoint"
 VERSION = 1

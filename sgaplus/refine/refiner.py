@@ -6,13 +6,13 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
+from ..codecs.base import round_around
+from ..ops._common import check_positive, draw_seed
+from ..ops.rounding import METHODS, RoundingConfig, sga_round
+from .batch import RefiningBatch
 from .best import BestLatents
-from .codecs.base import round_around
 from .distortion import distortion_of, mse
 from .history import History
-from .ops._common import check_positive, draw_seed
-from .ops.rounding import METHODS, RoundingConfig, sga_round
-from .refining_batch import RefiningBatch
 from .results import Check, Metrics, RefinementResult
 from .schedule import TemperatureSchedule
 from .stopping import EarlyStopping
@@ -37,8 +37,8 @@ class LatentRefiner:
     or a baseline: "base" (no refinement), "ste" (straight-through rounding), "uniform" (additive
     uniform noise). lmbda defaults to the codec's training lambda (semi-multi-rate: pass another).
     distortion: what the loss lambda * scale * distortion + bpp measures the reconstruction by: "mse" (scale 255^2),
-    "ms-ssim" (1 - MS-SSIM, scale 1; images of at least 161x161), or a Distortion (sgaplus.distortion) or function
-    (x_hat, x) -> (B,) of your own, differentiable (scale 1: pass the lambda that goes with it).
+    "ms-ssim" (1 - MS-SSIM, scale 1; images of at least 161x161), or a Distortion (sgaplus.refine.distortion) or
+    function (x_hat, x) -> (B,) of your own, differentiable (scale 1: pass the lambda that goes with it).
     The true loss (hard rounding) is checked at the start, every `check_every` steps and at the end;
     the latents with the lowest true loss checked are kept, per image.
 

@@ -2,7 +2,7 @@
 import math
 from dataclasses import dataclass
 
-from .ops._common import check_positive
+from ..ops._common import check_positive
 
 
 @dataclass(frozen=True)

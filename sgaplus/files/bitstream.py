@@ -6,7 +6,7 @@ z height u16 | z width u16 | string count u8 | each string (u32 length, bytes) |
 import struct
 import zlib
 
-from .errors import SgaplusError
+from ..errors import SgaplusError
 
 MAGIC = b"SGA+"
 VERSION = 1

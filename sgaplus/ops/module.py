@@ -1,8 +1,8 @@
 """SGARound: the op as an nn.Module whose temperature is set between steps."""
 import torch
 
-from .ops._common import host_tau
-from .ops.rounding import RoundingConfig, sga_round
+from ._common import host_tau
+from .rounding import RoundingConfig, sga_round
 
 
 class SGARound(torch.nn.Module):

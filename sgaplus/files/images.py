@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import SgaplusError
 from .bitstream import MAX_PIXELS
-from .errors import SgaplusError
 
 # Images skimage.data ships on disk (no download). The evaluation images are held out of the
 # bundled models' training; the grayscale ones are trained on as three equal channels.

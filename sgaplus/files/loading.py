@@ -6,11 +6,12 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoints import CheckpointError, load_checkpoint, load_state_dict_file
+from ..codecs import registry
+from ..codecs.forward import ForwardCodec
+from ..codecs.vbr import split_rate
 from ..errors import UsageError
-from . import model_class, registry
-from .forward import ForwardCodec
-from .vbr import split_rate
+from . import model_class
+from .checkpoints import CheckpointError, load_checkpoint, load_state_dict_file
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 

@@ -10,7 +10,7 @@
 import math
 from dataclasses import dataclass
 
-from .ops._common import check_positive
+from ..ops._common import check_positive
 
 SGA_PLUS_FINAL_TAU = math.exp(-2.0)  # where SGA+'s default schedule ends after its 2000 steps
 BUDGET_HOLD = 0.2  # the budget preset's hold: better than none at 500 steps (docs/results.md, comparison 8)

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence, Union
 
-from .ops._common import check_positive
+from ..ops._common import check_positive
 
 LAMBDA_RANGE = 1000.0  # lambda stays within [lambda0 / 1000, lambda0 * 1000]
 

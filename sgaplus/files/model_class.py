@@ -8,8 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..checkpoints import read_state_dict
 from ..errors import ModelError
+from .checkpoints import read_state_dict
 
 SHOWN_KEYS = 3  # weight names quoted in a message about weights that do not fit
 
