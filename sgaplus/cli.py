@@ -394,7 +394,7 @@ def cmd_evaluate(args):
     if len(points) < 2:
         raise UsageError(f"evaluate draws a curve and its BD metrics: it needs two rate points or more, got "
                          f"{len(points)} ({points[0].label})")
-    resolve_compile(args, [x.shape[-2] * x.shape[-1] for _, x in images] * len(points))
+    resolve_compile(args, [x.shape[-2] * x.shape[-1] for _, x in images])  # each point's refiner compiles anew
     settings = {**pipeline.run_settings(args), "points": [p.label for p in points]}
     job = evaluation.Evaluation(images, points, lambda codec: _evaluation_refiners(args, codec), out, device,
                                 settings, _model_name(args))

@@ -36,4 +36,6 @@ def test_two_processes_give_the_single_process_outputs(tmp_path):
     for m, s in zip(multi["images"], single["images"]):
         assert m["image"] == s["image"] and m["file_bytes"] == s["file_bytes"] and m["best_step"] == s["best_step"]
         for key in ("base", "refined"):
-            assert m[key] == pytest.approx(s[key], rel=1e-5)
+            assert m[key].keys() == s[key].keys()
+            for field, value in s[key].items():  # MS-SSIM is None on images too small for it
+                assert m[key][field] == (value if value is None else pytest.approx(value, rel=1e-5)), field
