@@ -124,3 +124,12 @@ def trained_published(name, steps=150):
     import published_models
     torch.manual_seed(0)
     return train_briefly(getattr(published_models, name)(), steps)
+
+
+def fresh_model(architecture):
+    """Random weights of the zoo's size for the architecture (the sizes of CompressAI's own tables)."""
+    from compressai.models import MeanScaleHyperprior, ScaleHyperpriorVbr
+    torch.manual_seed(0)
+    if architecture == "mbt2018-mean":
+        return MeanScaleHyperprior(128, 192)  # the zoo's quality 3 sizes
+    return ScaleHyperpriorVbr(192, 320, vr_entbttlnck=True)  # as the zoo's variable-rate weights are

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from compressai.utils.plot.__main__ import parse_json_file
-from helpers import sample_crop
+from helpers import fresh_model, sample_crop
 from published_models import ChannelConditional
 
 from sgaplus import evaluation
@@ -134,3 +134,16 @@ def test_an_earlier_evaluation_is_not_overwritten(tmp_path, images, capsys):
     (out / "base.json").write_text("{}")
     assert main(["evaluate", *images, "--out", str(out), "--iterations", "1"]) == 1
     assert "would overwrite" in capsys.readouterr().err and (out / "base.json").read_text() == "{}"
+
+
+def test_a_variable_rate_models_levels_and_images_of_mixed_sizes(tmp_path, zoo_cache):
+    """--levels on the zoo's variable-rate model (weights placed offline); two images of different sizes."""
+    zoo_cache("bmshj2018-hyperprior-vbr", None, fresh_model("bmshj2018-hyperprior-vbr").state_dict())
+    write_png(tmp_path / "wide.png", sample_crop(96)[..., :64, :])
+    write_png(tmp_path / "square.png", sample_crop(64, name="coffee"))
+    assert main(["evaluate", str(tmp_path / "wide.png"), str(tmp_path / "square.png"), "--model",
+                 "bmshj2018-hyperprior-vbr", "--levels", "2", "5", "--iterations", "1", "--out",
+                 str(tmp_path / "o")]) == 0
+    pairs = json.loads((tmp_path / "o" / "pairs.json").read_text())["pairs"]
+    assert [(row["point"], row["width"], row["lmbda"]) for row in pairs] == [
+        ("level2", 96, 0.0067), ("level2", 64, 0.0067), ("level5", 96, 0.0483), ("level5", 64, 0.0483)]

@@ -3,20 +3,10 @@ state dict placed where the cache looks (TORCH_HOME, the file name of the zoo's 
 Downloading is made to fail, so a wrong cache path fails the test instead of reaching the network."""
 import pytest
 import torch
-from helpers import sample_crop
+from helpers import fresh_model, sample_crop
 
 from sgaplus.cli import main
 from sgaplus.files.loading import codec_for_id, load_codec
-
-
-def fresh_model(architecture):
-    """Random weights of the zoo's size for the architecture (the sizes of CompressAI's own tables)."""
-    from compressai.models import MeanScaleHyperprior, ScaleHyperpriorVbr
-    torch.manual_seed(0)
-    if architecture == "mbt2018-mean":
-        return MeanScaleHyperprior(128, 192)  # the zoo's quality 3 sizes
-    return ScaleHyperpriorVbr(192, 320, vr_entbttlnck=True)  # as the zoo's variable-rate weights are
-
 
 WEIGHTS = ("g_a.0.weight", "h_s.0.weight", "entropy_bottleneck.quantiles")
 
