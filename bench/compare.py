@@ -34,7 +34,6 @@ from tqdm import tqdm
 
 from sgaplus.bd import bd_psnr, bd_rate
 from sgaplus.codecs import registry
-from sgaplus.codecs.registry import equivalent_lambda
 from sgaplus.files.bitstream import encode
 from sgaplus.files.images import EVAL_IMAGES, load_shipped_image, read_rgb
 from sgaplus.files.loading import (
@@ -44,7 +43,7 @@ from sgaplus.files.loading import (
     default_bundled_quality,
     load_codec,
 )
-from sgaplus.refine.distortion import MS_SSIM_MIN_SIDE, ms_ssim, ms_ssim_db
+from sgaplus.refine.distortion import MS_SSIM_MIN_SIDE, ms_ssim, ms_ssim_db, objective_for
 from sgaplus.refine.refiner import LatentRefiner
 from sgaplus.refine.schedule import TemperatureSchedule, budget_schedule, schedule_preset
 from sgaplus.refine.stopping import EarlyStopping
@@ -85,9 +84,7 @@ def run(codec, x, method, classes=2, a=None, files=False, **kwargs):
     """Refine the batch; averages over images of the best true metrics, and the averaged history. files: also
     encode the refined latents: the real files' bpp per image (file_bpp) and averaged (mean_file_bpp). A distortion
     the model was not trained for gets the lambda at the training lambda's place in CompressAI's tables."""
-    metric = kwargs.get("distortion", "mse")
-    if codec.metric not in (None, metric) and kwargs.get("lmbda") is None and codec.lmbda is not None:
-        kwargs["lmbda"] = equivalent_lambda(codec.lmbda, codec.metric, metric)
+    kwargs["distortion"], kwargs["lmbda"] = objective_for(codec, kwargs.get("distortion"), kwargs.get("lmbda"))
     start = time.time()
     result = LatentRefiner(codec, method, classes, a=a, **kwargs).refine(x)
     seconds = time.time() - start

@@ -10,14 +10,13 @@ from tqdm import tqdm
 
 from . import __version__, distributed, evaluation, pipeline
 from .codecs import registry, vbr
-from .codecs.registry import equivalent_lambda
 from .errors import SgaplusError, UsageError
 from .files import loading
 from .files.bitstream import MAX_PIXELS, decode
 from .files.images import EVAL_IMAGES, load_shipped_image, read_rgb, write_png
 from .files.loading import DEFAULT_BUNDLED_ARCHITECTURE, bundled_architectures, codec_for_id, load_codec
 from .refine import memory, presets
-from .refine.distortion import DISTORTIONS
+from .refine.distortion import DISTORTIONS, objective_for
 from .refine.refiner import BASELINES, SGA_METHODS, LatentRefiner
 from .refine.schedule import BUDGET_HOLD, PRESETS, TemperatureSchedule, budget_schedule, schedule_preset
 from .refine.stopping import EarlyStopping
@@ -231,36 +230,29 @@ def _refiner(args, codec, metric="mse", lmbda=None, progress=True):
         raise UsageError(str(error)) from None
 
 
-def _metric(args, codec):
-    """(metric, lambda) to refine for: --metric, else what the model was trained for (MSE if that is not known), and
-    --lmbda, else the training lambda; for another metric than the model's, the other metric's lambda at the place
-    of the training lambda in CompressAI's tables (registry.equivalent_lambda)."""
-    metric = args.metric or codec.metric or "mse"
-    if args.lmbda is not None or codec.metric in (None, metric) or codec.lmbda is None:
-        return metric, args.lmbda
-    return metric, equivalent_lambda(codec.lmbda, codec.metric, metric)
-
-
 def _evaluation_refiners(args, codec):
     """(unrefined, refined) LatentRefiners of one rate point of `evaluate`, at the point's lambda."""
-    metric, lmbda = _metric(argparse.Namespace(metric=args.metric, lmbda=None), codec)
+    metric, lmbda = objective_for(codec, args.metric)
     lmbda = codec.lmbda if lmbda is None else lmbda
     if lmbda is None:
         raise UsageError(f"{codec.model_id} has no training lambda: give --lmbda, one per --checkpoint file")
-    _check_sizes(metric, lmbda, [], codec)
+    _warn_other_metric(metric, lmbda, codec)
     return (LatentRefiner(codec, "base", lmbda=lmbda, distortion=metric),
             _refiner(args, codec, metric, lmbda, progress=False))
 
 
-def _check_sizes(metric, lmbda, images, codec):
-    """Every image large enough for the metric, before any work; then a word if the model was trained for another."""
-    for name, x in images:
-        try:
-            DISTORTIONS[metric].check_size(x.shape[-2:], Path(name).name)
-        except ValueError as error:
-            raise UsageError(str(error)) from None
+def _check_size(metric, name, x):
+    """UsageError (one line) unless the image is large enough for the metric."""
+    try:
+        DISTORTIONS[metric].check_size(x.shape[-2:], Path(name).name)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _warn_other_metric(metric, lmbda, codec):
+    """A word when the model was trained for another metric than the one it is refined for."""
     if codec.metric not in (None, metric):
-        chosen = "" if lmbda == getattr(codec, "lmbda", None) else f" with lambda {lmbda:.4g} (--lmbda chooses)"
+        chosen = "" if lmbda == codec.lmbda else f" with lambda {lmbda:.4g} (--lmbda chooses)"
         warnings.warn(f"{codec.model_id} was trained for {codec.metric}; refining it for {metric}{chosen}",
                       UserWarning, stacklevel=2)
 
@@ -297,8 +289,10 @@ def cmd_refine(args):
         raise UsageError("--early-stop and a target size exclude each other (the target moves lambda)")
     codec = _codec(args, images, device)
     resolve_compile(args, [x.shape[-2] * x.shape[-1] for _, x in images])  # every image is refined once
-    metric, lmbda = _metric(args, codec)
-    _check_sizes(metric, lmbda, images, codec)
+    metric, lmbda = objective_for(codec, args.metric, args.lmbda)
+    for name, x in images:  # before any work
+        _check_size(metric, name, x)
+    _warn_other_metric(metric, lmbda, codec)
     refiner = _refiner(args, codec, metric, lmbda)
     limits = memory.plan(refiner, sorted({tuple(x.shape[-2:]) for _, x in images}), args.batch_size, device)
     batches = pipeline.make_batches(images, args.batch_size, limits)
@@ -414,13 +408,6 @@ def cmd_evaluate(args):
     return 0
 
 
-def _check_size(metric, name, x):
-    try:
-        DISTORTIONS[metric].check_size(x.shape[-2:], name)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-
-
 def _percent(value):
     return "undefined" if value is None else f"{value:+.2f}%"
 
@@ -438,8 +425,8 @@ def cmd_decode(args):
     if not target.parent.is_dir():
         raise UsageError(f"--out {target}: the folder {target.parent} does not exist")
     _refuse_overwrite([target], args.force)
-    data = Path(args.file).read_bytes()
     uses_model_class(args, needs_lmbda=False)  # its options checked before the file is read
+    data = Path(args.file).read_bytes()
     x_hat, model_id = decode(data, lambda model_id: codec_for_id(model_id, args.checkpoint, args.model_class,
                                                                    args.model_args), args.max_pixels)
     write_png(target, x_hat)

@@ -8,6 +8,8 @@ from typing import Callable
 
 import torch
 
+from ..codecs.registry import equivalent_lambda
+
 MS_SSIM_MIN_SIDE = 161  # pytorch-msssim's five scales of an 11-pixel window need sides above (11 - 1) * 2**4
 MSE_SCALE = 255 ** 2  # CompressAI's MSE loss: lambda * 255^2 * MSE + bpp
 
@@ -72,3 +74,13 @@ def ms_ssim(x_hat, x):
 def ms_ssim_db(value):
     """MS-SSIM in decibels, -10 log10(1 - MS-SSIM) (None stays None)."""
     return None if value is None else -10 * math.log10(max(1 - value, 1e-12))
+
+
+def objective_for(codec, metric=None, lmbda=None):
+    """(metric, lambda) to refine codec for: metric, else what the model was trained for (MSE if that is not known);
+    lmbda, else None (the codec's training lambda), except for another metric than the model's: the other metric's
+    lambda at the place of the training lambda in CompressAI's tables (registry.equivalent_lambda)."""
+    metric = metric or codec.metric or "mse"
+    if lmbda is not None or codec.metric in (None, metric) or codec.lmbda is None:
+        return metric, lmbda
+    return metric, equivalent_lambda(codec.lmbda, codec.metric, metric)
