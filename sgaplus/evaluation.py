@@ -19,6 +19,7 @@ from .errors import UsageError
 from .files.bitstream import decode, encode
 from .files.images import write_atomic
 from .files.loading import bundled_models, load_codec, load_model_class
+from .pipeline import mean_or_none, write_json
 from .refine.distortion import ms_ssim, ms_ssim_db
 
 KINDS = ("base", "refined")
@@ -146,16 +147,12 @@ def evaluate(evaluation, resume, progress):
     return write_curves(evaluation, pairs)
 
 
-def write_json(path, value):
-    write_atomic(path, (json.dumps(value, indent=2) + "\n").encode())
-
-
 def curve(evaluation, pairs, kind):
     """Per rate point, the averages over the images of one kind of file, in rate order."""
     points = []
     for point in evaluation.points:
         rows = [row[kind] for row in pairs if row["point"] == point.label]
-        average = {f: None if None in (v := [r[f] for r in rows]) else sum(v) / len(v) for f in FIELDS}
+        average = {f: mean_or_none([r[f] for r in rows]) for f in FIELDS}
         points.append({"point": point.label, **average})
     return sorted(points, key=lambda p: p["bpp"])
 

@@ -190,10 +190,19 @@ def with_ms_ssim(metrics, x_hat, x):
     return [{**metrics.row(i), "ms_ssim": value, "ms_ssim_db": ms_ssim_db(value)} for i, value in enumerate(values)]
 
 
+def mean_or_none(values):
+    """The mean, or None where a value is None (MS-SSIM of an image too small for it)."""
+    return None if None in values else sum(values) / len(values)
+
+
 def averages(rows, key):
-    """The mean of each field over the rows (None where an image has none: MS-SSIM of an image too small for it)."""
-    values = {f: [r[key][f] for r in rows] for f in FIELDS}
-    return {f: None if None in v else sum(v) / len(v) for f, v in values.items()}
+    """The mean of each field over the rows' `key` metrics."""
+    return {f: mean_or_none([r[key][f] for r in rows]) for f in FIELDS}
+
+
+def write_json(path, value):
+    """value as indented JSON, written atomically."""
+    write_atomic(path, (json.dumps(value, indent=2) + "\n").encode())
 
 
 def _decibels(value):
@@ -219,7 +228,7 @@ def write_metrics(out, rows, codec, refiner, args, complete=True):
                "iterations": args.iterations, "settings": run_settings(args), "complete": complete, "images": rows,
                "average": {"base": averages(rows, "base"), "refined": averages(rows, "refined"),
                            "file_bpp": sum(r["file_bpp"] for r in rows) / len(rows)}}
-    write_atomic(out / "metrics.json", (json.dumps(summary, indent=2) + "\n").encode())
+    write_json(out / "metrics.json", summary)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["image", "width", "height"] + [f"{k}_{f}" for k in ("base", "refined") for f in FIELDS]
