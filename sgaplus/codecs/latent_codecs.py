@@ -57,10 +57,6 @@ class CompressAILatentCodecs(CompressAIAdapter):
             z = self.hyper.h_a(y)
             return self.y_stride * y.shape[-1] // z.shape[-1], PROBE // z.shape[-1]
 
-    def to(self, device):
-        self.model.to(device)
-        return self
-
     def hyper_analysis(self, y):
         return None if self.hyper is None else self.hyper.h_a(y)
 
