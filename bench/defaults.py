@@ -25,8 +25,14 @@ from sgaplus.refine import presets
 from sgaplus.refine.refiner import LatentRefiner, pad_to_multiple
 from sgaplus.refine.schedule import schedule_preset
 
-# the fast preset's candidates: (name, iterations, schedule, lr); "fast" is presets.PRESETS["fast"]
-CANDIDATES = [("fast-1000", 1000, "budget", 2e-2)]
+# the fast preset's candidates: (name, iterations, schedule, lr, other LatentRefiner options); "fast" is
+# presets.PRESETS["fast"]
+CANDIDATES = [("fast-1000", 1000, "budget", 2e-2, {}),
+              ("fast-300", 300, "budget", 3e-2, {}),
+              ("fast-250", 250, "budget", 3e-2, {}),
+              ("fast-300-3c", 300, "budget", 3e-2, {"classes": 3}),
+              ("fast-500-bf16", 500, "budget", 2e-2, {"autocast": "bfloat16"}),
+              ("fast-300-bf16", 300, "budget", 3e-2, {"autocast": "bfloat16"})]
 TOLERANCE = 0.003  # the fast preset may end at most 0.3% above the paper preset's true loss
 
 
@@ -41,30 +47,43 @@ def crops(names, side):
 
 
 def settings(name, scale):
-    """(iterations, schedule name, lr, compile) of a preset or a candidate, iterations scaled."""
+    """(iterations, schedule name, lr, other options) of a preset or a candidate, iterations scaled."""
     if name in presets.PRESETS:
         preset = presets.PRESETS[name]
-        entry = (preset.iterations, preset.schedule, preset.lr)
+        entry = (preset.iterations, preset.schedule, preset.lr, {})
     else:
         entry = next(candidate[1:] for candidate in CANDIDATES if candidate[0] == name)
-    return max(1, round(entry[0] * scale)), entry[1], entry[2]
+    return max(1, round(entry[0] * scale)), *entry[1:]
 
 
 def refine(codec, x, name, scale, device, **extra):
-    iterations, schedule, lr = settings(name, scale)
+    iterations, schedule, lr, options = settings(name, scale)
     refiner = LatentRefiner(codec, "ssl", iterations=iterations, lr=lr, schedule=schedule_preset(schedule, iterations),
-                            **extra)
+                            **options, **extra)
     seconds, result = timed(lambda: refiner.refine(x.to(device)), device)
-    return {"iterations": iterations, "schedule": schedule, "lr": lr, "seconds": seconds,
-            "loss": result.best.loss, "base_loss": result.base.loss}
+    return {"iterations": iterations, "schedule": schedule, "lr": lr, "options": str(options or ""),
+            "seconds": seconds, "loss": result.best.loss, "base_loss": result.base.loss}
+
+
+def recorded_paper_runs(path, args):
+    """The paper preset's runs per architecture from an earlier presets JSON of the same images and crop."""
+    record = json.loads(Path(path).read_text())
+    if record["images"] != args.images or record["crop"] != args.crop:
+        raise SystemExit(f"{path} holds other images or another crop ({record['images']}, {record['crop']})")
+    keys = ("iterations", "schedule", "lr", "seconds", "loss", "base_loss")
+    return {row["architecture"]: {**{k: row[k] for k in keys}, "options": "", "recorded": str(path)}
+            for row in record["rows"] if row["preset"] == "paper"}
 
 
 def cmd_presets(args):
     x = crops(args.images, args.crop)
+    recorded = {} if args.paper_from is None else recorded_paper_runs(args.paper_from, args)
     rows = []
     for architecture in args.architectures:
         codec = load_codec(bundled=architecture).to(args.device)
-        runs = {name: refine(codec, x, name, args.iterations_scale, args.device) for name in args.settings}
+        runs = {"paper": recorded[architecture]} if architecture in recorded else {}
+        runs.update({name: refine(codec, x, name, args.iterations_scale, args.device) for name in args.settings
+                     if name not in runs})
         paper = runs["paper"]["loss"]
         for name, run in runs.items():
             ratios = [mine / theirs for mine, theirs in zip(run["loss"], paper)]
@@ -201,6 +220,8 @@ def main():
     parser.add_argument("--settings", nargs="+", default=["paper", "fast"] + [c[0] for c in CANDIDATES],
                         choices=list(presets.PRESETS) + [c[0] for c in CANDIDATES],
                         help="presets: the settings compared, the paper preset first")
+    parser.add_argument("--paper-from", type=Path, help="presets: the paper preset's losses from this earlier "
+                        "presets JSON (same images and crop) instead of running it")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")

@@ -53,11 +53,12 @@ class HyperpriorCodec(ABC):
         scales, means = self.hyper_synthesis(z_hat, y.shape)
         return rounding(y, means), (scales, means), None
 
-    def encoder_y(self, y, z_hat, start=None):
+    def encoder_y(self, y, z_hat, start=None, exact=False):
         """(y_hat, entropy, centres, sweeps): the hard y_hat that `compress` writes for y, what `bits` needs of
         its entropy model, a context model's rounding centres (its means; None otherwise), and how many parallel
         sweeps found it (a context model; 0 otherwise). start: a context model's first guess (the previous
-        check's y_hat), unused here."""
+        check's y_hat); exact: a context model's y_hat computed as its decoder computes, serially (context.py);
+        both unused here."""
         y_hat, entropy, centres = self.y_latents(y, z_hat, hard_rounding)
         return y_hat, entropy, centres, 0
 

@@ -82,15 +82,41 @@ class CompressAIContext(CompressAIHyperprior):
         scales, means = self.gaussian_parameters(hyper, y_hat)
         return y_hat, (scales, means), means.detach()
 
-    def encoder_y(self, y, z_hat, start=None):
+    def encoder_y(self, y, z_hat, start=None, exact=False):
         """The encoder's hard y_hat by a parallel fixed-point iteration (fixed_point.py); serial when it does not
-        converge (sweeps is then MAX_SWEEPS + 1). Its means are the first relaxed step's centres."""
+        converge (sweeps is then MAX_SWEEPS + 1). Its means are the first relaxed step's centres. exact: computed as
+        the decoder computes (`decoder_y`): the serial encoder's symbols and the decoder's values, bit for bit (the
+        fixed point's agree to float precision times the context's gain; sweeps is then 0)."""
+        if exact:
+            y_hat = self.decoder_y(y, z_hat)
+            return (y_hat, *self.entropy_of(self.hyper_synthesis(z_hat, y.shape), y_hat), 0)
         hyper = self.hyper_synthesis(z_hat, y.shape)
-        y_hat, scales, means, sweeps = causal_fixed_point(
+        y_hat, _, _, sweeps = causal_fixed_point(
             y, lambda y_hat: self.gaussian_parameters(hyper, y_hat), start,
             lambda: torch.cat([self.serial_y(y[i:i + 1], hyper[i:i + 1])[0] for i in range(y.shape[0])]),
             self.symbols)
-        return y_hat, (scales, means), means, sweeps
+        return (y_hat, *self.entropy_of(hyper, y_hat), sweeps)
+
+    def entropy_of(self, hyper, y_hat):
+        """(entropy, centres) of a hard y_hat: what `bits` needs (its scales and means) and the rounding centres."""
+        scales, means = self.gaussian_parameters(hyper, y_hat)
+        return (scales, means), means
+
+    def decoder_y(self, y, z_hat, hard=False):
+        """y_hat as the decoder computes it: on the CPU, position by position with its operations, from h_s of z_hat
+        as the entropy bottleneck decodes it. hard: y is a hard y_hat (its symbols are kept, its values made the
+        decoder's); otherwise y is rounded as the serial encoder rounds it (CompressAI's compress)."""
+        model, y, z_hat = self._cpu(), y.cpu(), z_hat.cpu()
+        y_hat = [self.serial_y(y[i:i + 1], self.decoder_hyper(model, z_hat[i:i + 1]), model, hard)[0]
+                 for i in range(y.shape[0])]
+        return torch.cat(y_hat).to(y.device)
+
+    @staticmethod
+    def decoder_hyper(model, z_hat, z_strings=None):
+        """h_s of one image's z_hat (1, C, h, w) as the decoder has it: decoded from its strings (z_strings: the
+        entropy bottleneck's, when they are already made)."""
+        eb = model.entropy_bottleneck
+        return model.h_s(eb.decompress(eb.compress(z_hat) if z_strings is None else z_strings, z_hat.shape[-2:]))
 
     def serial_y(self, y, hyper, model=None, hard=False):
         """(y_hat, symbols, scale indexes) of one image (1, M, H, W), position by position in raster order, with
@@ -139,7 +165,7 @@ class CompressAIContext(CompressAIHyperprior):
         tables = (gc.quantized_cdf.tolist(), gc.cdf_length.tolist(), gc.offset.tolist())
         strings = []
         for i in range(y_hat.shape[0]):  # one image at a time, as the decoder computes
-            hyper = model.h_s(eb.decompress(z_strings[i:i + 1], z_hat.shape[-2:]))
+            hyper = self.decoder_hyper(model, z_hat[i:i + 1], z_strings[i:i + 1])
             _, symbols, indexes = self.serial_y(y_hat[i:i + 1], hyper, model, hard=True)
             encoder = BufferedRansEncoder()
             encoder.encode_with_indexes(symbols.int().reshape(-1).tolist(), indexes.int().reshape(-1).tolist(),

@@ -253,7 +253,7 @@ class ForwardCodec(HyperpriorCodec):
         seen = self._pass(y, z_hat, lambda value, centre: z_hat, rounding)
         return self._y_hat(y, seen), ForwardEntropy(seen.x_hat, seen.likelihoods), None
 
-    def encoder_y(self, y, z_hat, start=None):
+    def encoder_y(self, y, z_hat, start=None, exact=False):
         with torch.no_grad():
             y_hat, entropy, _ = self.y_latents(y, z_hat, lambda value, means, stream=0: round_around(value, means))
         return y_hat, entropy, None, 0

@@ -75,9 +75,9 @@ class CompressAILatentCodecs(CompressAIAdapter):
         y_hat, scales, means = self.node.run(y, self.hyper_synthesis(z_hat, y.shape), rounding, centres)
         return y_hat, (scales, means), means.detach() if self.context_model else None
 
-    def encoder_y(self, y, z_hat, start=None):
+    def encoder_y(self, y, z_hat, start=None, exact=False):
         """The hard y_hat CompressAI's compress writes: the same passes, hard (a raster-scan context: its fixed
-        point, from `start`)."""
+        point, from `start`; exact is not implemented there: the fixed point also when it is asked)."""
         y_hat, scales, means = self.node.run(y, self.hyper_synthesis(z_hat, y.shape), hard_rounding, start)
         sweeps = max((node.sweeps for node in nodes_of(self.node) if hasattr(node, "sweeps")), default=0)
         return y_hat, (scales, means), means if self.context_model else None, sweeps

@@ -263,11 +263,11 @@ class CompressAIVbrContext(CompressAIContext):
         symbols = t + (centre_means - means) * self.rate.gain
         return y_hat, (symbols, scales * self.rate.gain), torch.cat((means, scales), dim=1).detach()
 
-    def encoder_y(self, y, z_hat, start=None):
-        """The context model's fixed point with this quantizer; the symbols priced at the scales times the gain."""
-        y_hat, (scales, means), _, sweeps = super().encoder_y(y, z_hat, start)
+    def entropy_of(self, hyper, y_hat):
+        """The symbols of a hard y_hat priced at the scales times the gain; the centres hold means and scales."""
+        scales, means = self.gaussian_parameters(hyper, y_hat)
         symbols = self.recovered_symbols(y_hat, scales, means)
-        return y_hat, (symbols, scales * self.rate.gain), torch.cat((means, scales), dim=1), sweeps
+        return (symbols, scales * self.rate.gain), torch.cat((means, scales), dim=1)
 
     def bits(self, y_hat, z_hat, entropy):
         symbols, scales = entropy

@@ -23,6 +23,7 @@ class RefiningBatch:
         self.z = None if z is None else z.contiguous(memory_format=memory_format).detach().requires_grad_()
         self.optimizer = torch.optim.Adam(self.latents, lr=lr)
         self.centres = self.start = None
+        self.exact_checks = False  # a context model whose checks are computed as its decoder computes (refiner.py)
         self.lmbdas = torch.full((batch,), lmbda, device=x.device) if per_image_lambdas else None
         self.nonfinite = torch.zeros(batch, dtype=torch.bool, device=x.device)
         self.lmbda, self.stopped_step, self.nonfinite_step = [lmbda] * batch, [None] * batch, [None] * batch

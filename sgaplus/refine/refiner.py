@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..codecs.base import round_around
+from ..codecs.fixed_point import DECODER_DRIFT_TOLERANCE
 from ..ops._common import check_positive, draw_seed
 from ..ops.rounding import METHODS, RoundingConfig, sga_round
 from .batch import RefiningBatch
@@ -193,7 +194,7 @@ class LatentRefiner:
         # and outside a compiled loss (no graph break), like the uniform method's noise
         generator = torch.Generator(device=x.device).manual_seed(self.seed if seed is None else seed)
         batch = self._start(x)
-        base = self._check(batch)
+        base = self._first_check(batch)
         goals = None if self.target is None else self.target.per_image(x.shape[0])  # a rate target's, per image
         base_x_hat = base.x_hat.clone()  # the best's reconstruction starts as this tensor and changes in place
         best = BestLatents(base, goals)
@@ -271,11 +272,25 @@ class LatentRefiner:
             self._loss = self.relaxed_loss
             return self.relaxed_loss(*args)
 
-    def _check(self, batch):
-        """The true loss of every row: the hard latents the encoder writes (for a context model, its fixed point)."""
+    def _first_check(self, batch):
+        """The base check. A context model's is exact (computed as its decoder computes: the unrefined latents are
+        the serial encoder's, as CompressAI's compress writes them). Where its parallel fixed point is further than
+        DECODER_DRIFT_TOLERANCE from that (a context whose gain amplifies float rounding), every later check is
+        exact too, so that what is reported is what the file decodes to."""
+        base = self._check(batch, exact=self.codec.context_model)
+        if self.codec.context_model:
+            with torch.no_grad():
+                parallel = self.codec.encoder_y(batch.y, base.z_hat)[0]
+            batch.exact_checks = bool((parallel - base.y_hat).abs().max() > DECODER_DRIFT_TOLERANCE)
+        return base
+
+    def _check(self, batch, exact=False):
+        """The true loss of every row: the hard latents the encoder writes (for a context model, its fixed point;
+        exact, or when the batch's checks are: as its decoder computes them)."""
         with torch.no_grad():
             z_hat = None if batch.z is None else round_around(batch.z, self.codec.z_offsets())
-            y_hat, entropy, centres, sweeps = self.codec.encoder_y(batch.y, z_hat, start=batch.start)
+            y_hat, entropy, centres, sweeps = self.codec.encoder_y(batch.y, z_hat, start=batch.start,
+                                                                   exact=exact or batch.exact_checks)
             loss, bits, error, distortion, x_hat = self._rd_loss(batch.x, batch.size, y_hat, z_hat, entropy,
                                                                  clamp=True, lmbda=batch.lmbdas)
         if self.codec.context_model:
