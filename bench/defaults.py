@@ -28,6 +28,7 @@ from sgaplus.refine.schedule import schedule_preset
 # the fast preset's candidates: (name, iterations, schedule, lr, other LatentRefiner options); "fast" is
 # presets.PRESETS["fast"]
 CANDIDATES = [("fast-1000", 1000, "budget", 2e-2, {}),
+              ("fast-400", 400, "budget", 2e-2, {}),
               ("fast-300", 300, "budget", 3e-2, {}),
               ("fast-250", 250, "budget", 3e-2, {}),
               ("fast-300-3c", 300, "budget", 3e-2, {"classes": 3}),

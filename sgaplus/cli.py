@@ -111,8 +111,9 @@ def _add_refine_args(parser, lambdas=False):
     group.add_argument("--a", type=float, help="ssl shape (default 2.3 for 2 classes, 1.4 for 3)")
     group.add_argument("--r", type=float, help="three-class factor (default 0.98)")
     group.add_argument("--n", type=float, help="three-class power (default 1.5)")
-    group.add_argument("--preset", default=presets.DEFAULT_PRESET, choices=tuple(presets.PRESETS),
-                       help="the settings the options below default to: " + "; ".join(
+    group.add_argument("--preset", choices=tuple(presets.PRESETS),
+                       help=f"the settings the options below default to (default: {presets.DEFAULT_PRESET}; with "
+                       "--resume, the earlier run's): " + "; ".join(
                            f"{name}: {preset.description}" for name, preset in presets.PRESETS.items()))
     group.add_argument("--iterations", type=int, help="refinement steps (default: the preset's)")
     group.add_argument("--lr", type=float, help="Adam learning rate (default: the preset's)")
@@ -164,9 +165,15 @@ def _add_speed_args(group):
                             "(default: torch's setting)")
 
 
-def apply_preset(args):
+def apply_preset(args, resumed=None):
     """Fill the options left unset from the preset; a rate target's run keeps no early stopping it did not ask
-    for. compile may stay "auto" (resolved once the number of batches is known: resolve_compile)."""
+    for. compile may stay "auto" (resolved once the number of batches is known: resolve_compile). Without
+    --preset: the default preset, or with --resume the preset recorded in `resumed` (an earlier run's settings
+    file), so that a resumed run keeps its settings when the default changes."""
+    if args.preset is None and getattr(args, "resume", False) and resumed is not None:
+        recorded = pipeline.recorded_setting(resumed, "preset")
+        args.preset = recorded if recorded in presets.PRESETS else None
+    args.preset = args.preset or presets.DEFAULT_PRESET
     chosen = presets.preset(args.preset)
     target = getattr(args, "target_bpp", None) is not None or getattr(args, "target_bytes", None) is not None
     for name in ("iterations", "lr", "schedule", "min_delta", "check_every", "compile"):
@@ -277,7 +284,7 @@ def cmd_refine(args):
     if len(set(stems)) != len(stems):
         raise UsageError("two input images share a file name; refine them into separate --out folders")
     out = _output_folder(args.out)
-    apply_preset(args)
+    apply_preset(args, out / "metrics.json")
     pipeline.refuse_replacing_inputs(out, sources)
     done = pipeline.finished_rows(out, sources, pipeline.run_settings(args)) if args.resume else {}
     todo = [p for p in sources if p.stem not in done]
@@ -372,7 +379,7 @@ def cmd_evaluate(args):
     if len({p.name for p in sources}) != len(sources):
         raise UsageError("two input images share a file name; evaluate them into separate --out folders")
     out = _output_folder(args.out)
-    apply_preset(args)
+    apply_preset(args, out / "pairs.json")
     uses_model_class(args, needs_lmbda=False)
     if args.model_class is not None and not args.lmbda:
         raise UsageError("--model-class needs --lmbda, one per --checkpoint file: its training lambdas are not known")

@@ -53,6 +53,15 @@ def run_settings(args):
     return {"model_options": model, **{name: option(name) for name in names}}
 
 
+def recorded_setting(path, name):
+    """One setting of an earlier run's settings file (metrics.json, or evaluate's pairs.json); None where the file
+    is missing or holds none (a file that is not one of ours is refused when the run's settings are compared)."""
+    try:
+        return json.loads(Path(path).read_text())["settings"][name]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def finished_rows(out, sources, settings):
     """{stem: metrics row} of the images an earlier run in `out` finished: a row in its metrics.json and both
     files on disk. The earlier run must have had the same settings."""

@@ -35,6 +35,45 @@ def test_each_preset_fills_what_is_left_unset():
     assert (paper.iterations, paper.lr, paper.schedule, paper.compile) == (2000, 5e-3, "sga+", False)
 
 
+def test_the_presets_and_the_default_as_api(capsys):
+    """The values each preset stands for, the default the command line and refiner_options() take, and what
+    `sgaplus refine --help` says of it (literals: a change of any of them is a change of the API)."""
+    fast, paper = presets.PRESETS["fast"], presets.PRESETS["paper"]
+    assert (fast.iterations, fast.schedule, fast.lr, fast.check_every, fast.compile, fast.early_stop) == \
+        (500, "budget", 2e-2, 10, "auto", None)
+    assert (paper.iterations, paper.schedule, paper.lr, paper.check_every, paper.compile, paper.early_stop) == \
+        (2000, "sga+", 5e-3, 10, False, None)
+    assert presets.DEFAULT_PRESET == "fast"
+    assert options().preset == "fast" and options().iterations == 500
+    default = presets.refiner_options()
+    assert default["iterations"] == 500 and default["lr"] == 2e-2 and default["compile"] is False
+    assert default["schedule"] == presets.refiner_options("fast")["schedule"]
+    with pytest.raises(SystemExit):
+        main(["refine", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "(default: fast; with --resume, the earlier run's)" in shown
+
+
+def test_resume_keeps_the_preset_of_the_run_it_resumes(tmp_path):
+    """A resumed run without --preset takes the preset metrics.json recorded (not the default, which may have
+    changed since), so it resumes; an explicit other preset is refused as other settings are."""
+    from PIL import Image
+    other = next(name for name in presets.PRESETS if name != presets.DEFAULT_PRESET)
+    paths = []
+    for i, (top, left) in enumerate(((0, 0), (100, 100))):
+        paths.append(tmp_path / f"image{i}.png")
+        Image.fromarray(sample_crop(64, top=top, left=left)[0].mul(255).round().byte().permute(1, 2, 0)
+                        .numpy()).save(paths[-1])
+    out = tmp_path / "out"
+    assert main(["refine", str(paths[0]), "--preset", other, "--iterations", "2", "--out", str(out)]) == 0
+    common = ["--iterations", "2", "--out", str(out), "--resume"]
+    assert main(["refine", *map(str, paths), "--preset", presets.DEFAULT_PRESET, *common]) == 1  # other settings
+    assert main(["refine", *map(str, paths), *common]) == 0
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["settings"]["preset"] == other and len(record["images"]) == 2
+    assert record["settings"]["lr"] == presets.PRESETS[other].lr
+
+
 def test_explicit_options_override_the_preset():
     args = options("--preset", "fast", "--iterations", "123", "--lr", "0.001", "--schedule", "yang2020",
                    "--check-every", "7", "--no-compile", "--early-stop", "4")
