@@ -508,7 +508,7 @@ def build_parser():
     _add_evaluation_model_args(evaluate)
     _add_refine_args(evaluate, lambdas=True)
     evaluate.set_defaults(func=cmd_evaluate)
-    demo = sub.add_parser("demo", help="refine a shipped sample image with the bundled model (about a minute)",
+    demo = sub.add_parser("demo", help="refine a shipped sample image with the bundled model (under a minute on a CPU)",
                           formatter_class=formatter)
     demo.add_argument("--image", default=EVAL_IMAGES[0], choices=EVAL_IMAGES, help="held-out sample image")
     demo.add_argument("--crop", type=positive_int, default=256, help="side of the top-left square crop")
@@ -517,7 +517,7 @@ def build_parser():
                       help=f"the bundled model's architecture: {', '.join(bundled_architectures())} "
                            f"(default: {DEFAULT_BUNDLED_ARCHITECTURE})")
     demo.add_argument("--quality", type=int, help="bundled model quality (default: middle)")
-    demo.set_defaults(func=cmd_demo, iterations=300)
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 
