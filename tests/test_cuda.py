@@ -61,3 +61,19 @@ def test_flat_indices_past_two_to_the_31():
     del out
     assert torch.isfinite(tail).all()
     assert (head != tail).float().mean() > 0.3
+
+
+def test_a_context_model_refines_on_cuda_with_its_exact_checks_on_the_cpu():
+    """The first check of a context model is computed on the CPU as the decoder computes; its latents come back
+    to the GPU, and they are the decoder's own values (what it reconstructs from their symbols), bit for bit."""
+    from helpers import bundled_codec, sample_crop
+
+    from sgaplus.refine.refiner import LatentRefiner
+    x = sample_crop(64).cuda()
+    codec = bundled_codec(architecture="mbt2018").to("cuda")
+    result = LatentRefiner(codec, "ssl", iterations=10, check_every=5).refine(x)
+    assert result.y_hat.is_cuda and result.best.loss[0] <= result.base.loss[0]
+    unrefined = LatentRefiner(codec, "ssl", iterations=0).refine(x)
+    y_hat, z_hat = unrefined.y_hat.cpu(), unrefined.z_hat.cpu()
+    assert unrefined.y_hat.is_cuda
+    assert torch.equal(bundled_codec(architecture="mbt2018").decoder_y(y_hat, z_hat, hard=True), y_hat)

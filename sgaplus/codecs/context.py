@@ -106,10 +106,10 @@ class CompressAIContext(CompressAIHyperprior):
         """y_hat as the decoder computes it: on the CPU, position by position with its operations, from h_s of z_hat
         as the entropy bottleneck decodes it. hard: y is a hard y_hat (its symbols are kept, its values made the
         decoder's); otherwise y is rounded as the serial encoder rounds it (CompressAI's compress)."""
-        model, y, z_hat = self._cpu(), y.cpu(), z_hat.cpu()
+        model, device, y, z_hat = self._cpu(), y.device, y.cpu(), z_hat.cpu()
         y_hat = [self.serial_y(y[i:i + 1], self.decoder_hyper(model, z_hat[i:i + 1]), model, hard)[0]
                  for i in range(y.shape[0])]
-        return torch.cat(y_hat).to(y.device)
+        return torch.cat(y_hat).to(device)
 
     @staticmethod
     def decoder_hyper(model, z_hat, z_strings=None):
