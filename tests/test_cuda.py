@@ -1,11 +1,12 @@
 """The Triton kernels compiled for a GPU (no interpreter), at scale; skipped without CUDA."""
 import pytest
 import torch
-from helpers import CONFIGS, assert_close_scaled, backend_noise
+from helpers import CONFIGS, assert_close_scaled, backend_noise, bundled_codec, sample_crop
 
 import sgaplus
 from sgaplus.ops.rounding import RoundingConfig
 from sgaplus.ops.rounding.reference import sga_round_reference
+from sgaplus.refine.refiner import LatentRefiner
 
 pytestmark = pytest.mark.cuda
 
@@ -66,9 +67,6 @@ def test_flat_indices_past_two_to_the_31():
 def test_a_context_model_refines_on_cuda_with_its_exact_checks_on_the_cpu():
     """The first check of a context model is computed on the CPU as the decoder computes; its latents come back
     to the GPU, and they are the decoder's own values (what it reconstructs from their symbols), bit for bit."""
-    from helpers import bundled_codec, sample_crop
-
-    from sgaplus.refine.refiner import LatentRefiner
     x = sample_crop(64).cuda()
     codec = bundled_codec(architecture="mbt2018").to("cuda")
     result = LatentRefiner(codec, "ssl", iterations=10, check_every=5).refine(x)

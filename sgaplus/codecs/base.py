@@ -24,6 +24,7 @@ class HyperpriorCodec(ABC):
     predicted means, `has_z` whether there is a z at all (False: a factorized prior, y has its own
     entropy bottleneck), `context_model` whether y's entropy parameters depend on the already-coded y_hat
     through a causal context (then `y_latents` and `encoder_y` are overridden and return rounding centres),
+    `exact_encoder` whether `encoder_y(exact=True)` computes y_hat as the decoder does (otherwise it ignores exact),
     `variable_rate` whether the model codes at a rate chosen by a level or gain (its adapter takes them),
     `z_stride` how many pixels one position of the coded size in the bitstream header covers (z's, or y's
     without z), `strings_per_image` how many entropy-coded strings `compress` writes per image.
@@ -35,6 +36,7 @@ class HyperpriorCodec(ABC):
     has_means = True
     has_z = True
     context_model = False
+    exact_encoder = False
     variable_rate = False
     z_stride = 64
     strings_per_image = 2

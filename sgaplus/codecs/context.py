@@ -22,6 +22,7 @@ class CompressAIContext(CompressAIHyperprior):
     position's means from its context, and the entropy coder needs the encoder's to be bit for bit the same.
     """
     context_model = True
+    exact_encoder = True
 
     @staticmethod
     def wraps():

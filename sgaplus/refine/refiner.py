@@ -273,14 +273,14 @@ class LatentRefiner:
             return self.relaxed_loss(*args)
 
     def _first_check(self, batch):
-        """The base check. A context model's is exact (computed as its decoder computes: the unrefined latents are
-        the serial encoder's, as CompressAI's compress writes them). Where its parallel fixed point is further than
-        DECODER_DRIFT_TOLERANCE from that (a context whose gain amplifies float rounding), every later check is
-        exact too, so that what is reported is what the file decodes to."""
-        base = self._check(batch, exact=self.codec.context_model)
-        if self.codec.context_model:
-            with torch.no_grad():
-                parallel = self.codec.encoder_y(batch.y, base.z_hat)[0]
+        """The base check. A codec with an exact encoder (a context model's) checks it exactly, as its decoder
+        computes: the unrefined latents are the serial encoder's, as CompressAI's compress writes them. Where its
+        parallel fixed point is further than DECODER_DRIFT_TOLERANCE from that (a context whose gain amplifies float
+        rounding), every later check is exact too, so that what is reported is what the file decodes to."""
+        base = self._check(batch, exact=self.codec.exact_encoder)
+        if self.codec.exact_encoder:
+            with torch.no_grad():  # from y, not from the exact y_hat: a sweep from there could settle at its
+                parallel = self.codec.encoder_y(batch.y, base.z_hat)[0]  # first small step, hiding the drift
             batch.exact_checks = bool((parallel - base.y_hat).abs().max() > DECODER_DRIFT_TOLERANCE)
         return base
 
