@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import __version__, distributed, evaluation, pipeline
+from . import __version__, distributed, evaluation, evaluation_curves, evaluation_pairs, pipeline
 from .codecs import registry, vbr
 from .errors import SgaplusError, UsageError
 from .files import loading
@@ -374,7 +374,8 @@ def target_of(args):
 
 
 def cmd_evaluate(args):
-    """Every rate point x image: the unrefined and the refined file; the curves, BD metrics, table and plot."""
+    """Every rate point x image: the unrefined and the refined file; the curves, BD metrics, table and plot. Under
+    torchrun each rank takes every world-th (rate point, batch) unit and rank 0 writes the outputs."""
     sources = [Path(p) for p in args.images]
     if len({p.name for p in sources}) != len(sources):
         raise UsageError("two input images share a file name; evaluate them into separate --out folders")
@@ -384,7 +385,8 @@ def cmd_evaluate(args):
     if args.model_class is not None and not args.lmbda:
         raise UsageError("--model-class needs --lmbda, one per --checkpoint file: its training lambdas are not known")
     if not args.resume:
-        _refuse_overwrite([out / name for name in evaluation.OUTPUTS] + [out / "bitstreams"], args.force)
+        _refuse_overwrite([out / name for name in evaluation.OUTPUTS] + evaluation_pairs.rank_files(out)
+                          + [out / "bitstreams"], args.force)
     images = [(p.name, read_rgb(p)) for p in sources]  # every input checked before any work
     for name, x in images:
         _check_size(args.metric or "mse", name, x)
@@ -397,22 +399,30 @@ def cmd_evaluate(args):
                          f"{len(points)} ({points[0].label})")
     resolve_compile(args, [x.shape[-2] * x.shape[-1] for _, x in images])  # each point's refiner compiles anew
     settings = {**pipeline.run_settings(args), "points": [p.label for p in points]}
+    rank, world, device = distributed.setup(device)
     job = evaluation.Evaluation(images, points, lambda codec: _evaluation_refiners(args, codec), out, device,
-                                settings, _model_name(args))
+                                settings, _model_name(args), args.batch_size)
     out.mkdir(parents=True, exist_ok=True)
-    with tqdm(total=len(points) * len(images), desc="evaluate", unit="image") as bar:
+    with tqdm(total=len(points) * len(images), desc="evaluate", unit="image", disable=rank > 0) as bar:
         try:
-            curves, bd = evaluation.evaluate(job, args.resume, bar)
+            written = evaluation.evaluate(job, args.resume, bar, rank, world)
         except KeyboardInterrupt:
             print(f"sgaplus: interrupted: the finished pairs are kept in {out}; run the same command with --resume",
                   file=sys.stderr)
             return INTERRUPTED
-    print(evaluation.table(curves))
+    distributed.finish(world)
+    if rank == 0:
+        _report_evaluation(*written, out, world)
+    return 0
+
+
+def _report_evaluation(curves, bd, out, world):
+    print(evaluation_curves.table(curves))
     print(f"BD-rate of refined against base: {_percent(bd.get('bd_rate_percent_psnr'))} (PSNR)"
           + (f", {_percent(bd['bd_rate_percent_ms_ssim'])} (MS-SSIM)" if "bd_rate_percent_ms_ssim" in bd else ""))
     print(f"wrote base.json, refined.json (CompressAI's format: python -m compressai.utils.plot -f {out}/base.json "
-          f"{out}/refined.json), bd.json, images.csv and rd.png to {out}")
-    return 0
+          f"{out}/refined.json), bd.json, images.csv and rd.png to {out}"
+          + (f" ({world} processes)" if world > 1 else ""))
 
 
 def _percent(value):
@@ -505,6 +515,8 @@ def build_parser():
     evaluate.add_argument("--force", action="store_true", help="overwrite an earlier evaluation's outputs")
     evaluate.add_argument("--resume", action="store_true",
                           help="continue an interrupted evaluation in the same --out: keep its finished pairs")
+    evaluate.add_argument("--batch-size", type=positive_int, default=8,
+                          help="same-size images of a rate point refined together")
     _add_evaluation_model_args(evaluate)
     _add_refine_args(evaluate, lambdas=True)
     evaluate.set_defaults(func=cmd_evaluate)

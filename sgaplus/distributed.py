@@ -1,4 +1,5 @@
-"""Sharding refinement work across processes started by torchrun (gloo on CPU, NCCL on GPUs)."""
+"""Sharding refinement work across processes started by torchrun (gloo on CPU, NCCL on GPUs): each rank takes every
+world-th piece of a list every rank computes alike."""
 import os
 
 import torch
@@ -17,6 +18,26 @@ def setup(device):
         torch.cuda.set_device(local_rank)
         device = f"cuda:{local_rank}"
     return dist.get_rank(), world, device
+
+
+def share(work, rank, world):
+    """This rank's pieces of the work: every world-th, from its rank on."""
+    return work[rank::world]
+
+
+def smallest(values, world):
+    """{key: the smallest of the ranks' values}, so that every rank decides alike (each rank calls it with the same
+    keys; a batch size each rank planned for its own device's memory, say)."""
+    if world == 1:
+        return values
+    gathered = [None] * world
+    dist.all_gather_object(gathered, values)
+    return {key: min(part[key] for part in gathered) for key in values}
+
+
+def barrier(world):
+    if world > 1:
+        dist.barrier()
 
 
 def gather(items, world):

@@ -1,30 +1,32 @@
 """`sgaplus evaluate`: the RD curve of a set of images with and without refinement. For every rate point (a model
-quality, level or checkpoint) and image, the unrefined and the refined file are written and decoded; the curves
-are written in CompressAI's eval_model format (base.json, refined.json: `python -m compressai.utils.plot` reads
-them), with BD metrics (bd.json), every pair (images.csv) and a plot (rd.png). Finished pairs are kept in
-pairs.json, so an interrupted evaluation resumes where it stopped."""
-import csv
-import io
-import json
+quality, level or checkpoint) and image, the unrefined and the refined file are written and decoded. The same-size
+images of a rate point refine together, in the batches `refine` cuts (pipeline.make_batches, at most --batch-size
+and what the memory plan lets fit); under torchrun, the (rate point, batch) units are shared among the ranks. The
+finished pairs are kept as they finish (evaluation_pairs.py), and the outputs are written once, from all of them
+(evaluation_curves.py)."""
 import math
+import sys
 import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from .bd import bd_psnr, bd_rate
+import torch
+
+from . import distributed, evaluation_pairs
 from .codecs import registry
-from .errors import UsageError
+from .errors import SgaplusError, UsageError
+from .evaluation_curves import write_curves
+from .evaluation_pairs import KINDS
 from .files.bitstream import decode, encode
 from .files.images import write_atomic
 from .files.loading import bundled_models, load_codec, load_model_class
-from .pipeline import mean_or_none, write_json
-from .refine.distortion import ms_ssim, ms_ssim_db
+from .pipeline import make_batches
+from .refine import memory
+from .refine.distortion import ms_ssim
 
-KINDS = ("base", "refined")
-OUTPUTS = ("base.json", "refined.json", "bd.json", "images.csv", "rd.png", "pairs.json")
-FIELDS = ("bpp", "psnr", "ms_ssim", "encoding_time", "loss")
+OUTPUTS = ("base.json", "refined.json", "bd.json", "images.csv", "rd.png", evaluation_pairs.MERGED)
 
 
 @dataclass
@@ -37,7 +39,8 @@ class RatePoint:
 @dataclass
 class Evaluation:
     """What evaluate needs: images [(name, x)], rate points, make_refiner(codec) -> (base, refined) LatentRefiners,
-    the output folder, the device, the run's settings (a resumed run must have the same) and the model's name."""
+    the output folder, the device, the run's settings (a resumed run must have the same), the model's name and the
+    largest batch."""
     images: list
     points: list
     make_refiners: Callable
@@ -45,6 +48,14 @@ class Evaluation:
     device: str
     settings: dict
     name: str
+    batch_size: int = 1
+
+
+@dataclass
+class Unit:
+    """A piece of the work: a batch of same-size images [(index, name, x)] at one rate point, refined together."""
+    point: RatePoint
+    batch: list
 
 
 def rate_points(bundled, model=None, qualities=None, levels=None, checkpoints=(),
@@ -90,148 +101,100 @@ def available_qualities(model, bundled, metric):
     return registry.zoo_qualities(model, metric) if model else sorted(bundled_models(bundled))
 
 
-def finished_pairs(evaluation):
-    """{(point, image): row} of an earlier run in the same folder (its settings must be these)."""
-    path = evaluation.out / "pairs.json"
-    if not path.exists():
-        return {}
-    try:
-        earlier = json.loads(path.read_text())
-        rows, settings = earlier["pairs"], earlier["settings"]
-    except (ValueError, KeyError, TypeError):
-        raise UsageError(f"cannot resume: {path} is not a file this sgaplus wrote") from None
-    if settings != evaluation.settings:
-        changed = ", ".join(k for k in evaluation.settings if settings.get(k) != evaluation.settings[k])
-        raise UsageError(f"cannot resume: the earlier run in {evaluation.out} used other settings ({changed})")
-    return {(row["point"], row["image"]): row for row in rows
-            if all((evaluation.out / row[kind]["file"]).is_file() for kind in KINDS)}
-
-
-def code_one(codec, refiner, x, path, device):
-    """Refine (or not) and encode one image, write the file, decode it: its figures."""
-    start = time.perf_counter()
-    result = refiner.refine(x.to(device))
-    [stream] = encode(codec, result.y_hat, result.z_hat, x.shape[-2:])
-    seconds = time.perf_counter() - start
-    write_atomic(path, stream)
-    x_hat, _ = decode(stream, lambda model_id: codec)
-    x_hat = x_hat.cpu()
-    similarity = (ms_ssim(x_hat, x) or [None])[0]
-    return {"bpp": 8 * len(stream) / (x.shape[-2] * x.shape[-1]),
-            "psnr": 10 * math.log10(1 / max(((x_hat - x) ** 2).mean().item(), 1e-12)),
-            "ms_ssim": similarity, "encoding_time": seconds, "loss": result.best.loss[0]}
-
-
-def evaluate(evaluation, resume, progress):
-    """Run every (point, image) pair not finished yet, then write the curves; returns (curves, BD metrics)."""
-    done = finished_pairs(evaluation) if resume else {}
-    pairs = list(done.values())
+def plan_work(evaluation, done, world):
+    """({label: (codec, {kind: refiner})} of the rate points with pairs to run, the units in (point, batch) order);
+    done: the (point, image) pairs finished. A point's batches are cut from all its images, then lose their finished
+    pairs, so that a resumed run refines the batches an uninterrupted one does; the ranks agree on each size's batch
+    (the smallest any device fits)."""
+    prepared, units = {}, []
+    sizes = sorted({tuple(x.shape[-2:]) for _, x in evaluation.images})
     for point in evaluation.points:
-        todo = [(name, x) for name, x in evaluation.images if (point.label, name) not in done]
-        progress.update(len(evaluation.images) - len(todo))
-        if not todo:
+        if all((point.label, name) in done for name, _ in evaluation.images):
             continue
         codec = point.load().to(evaluation.device)
         refiners = dict(zip(KINDS, evaluation.make_refiners(codec)))
-        for name, x in todo:
-            row = {"point": point.label, "image": name, "height": x.shape[-2], "width": x.shape[-1]}
-            for kind in KINDS:
-                file = Path("bitstreams") / point.label / f"{Path(name).stem}.{kind}.bin"
-                (evaluation.out / file).parent.mkdir(parents=True, exist_ok=True)
-                row[kind] = {"file": file.as_posix(), **code_one(codec, refiners[kind], x, evaluation.out / file,
-                                                                  evaluation.device)}
-            row["lmbda"] = refiners["refined"].lmbda
-            pairs.append(row)
-            write_json(evaluation.out / "pairs.json", {"settings": evaluation.settings, "pairs": pairs})
-            progress.update(1)
-    return write_curves(evaluation, pairs)
+        limits = memory.plan(refiners["refined"], sizes, evaluation.batch_size, evaluation.device)
+        prepared[point.label] = codec, refiners
+        for batch in make_batches(evaluation.images, evaluation.batch_size, distributed.smallest(limits, world)):
+            todo = [item for item in batch if (point.label, item[1]) not in done]
+            units += [Unit(point, todo)] if todo else []
+    return prepared, units
 
 
-def curve(evaluation, pairs, kind):
-    """Per rate point, the averages over the images of one kind of file, in rate order."""
-    points = []
-    for point in evaluation.points:
-        rows = [row[kind] for row in pairs if row["point"] == point.label]
-        average = {f: mean_or_none([r[f] for r in rows]) for f in FIELDS}
-        points.append({"point": point.label, **average})
-    return sorted(points, key=lambda p: p["bpp"])
+def code_files(codec, refiner, x, paths, device):
+    """Refine (or not) and encode a batch x of same-size images, write their files, decode them: each image's
+    figures (its encoding time: its share of the batch's)."""
+    start = time.perf_counter()
+    result = refiner.refine(x.to(device))
+    streams = encode(codec, result.y_hat, result.z_hat, x.shape[-2:])
+    seconds = (time.perf_counter() - start) / len(streams)
+    figures = []
+    for i, (path, stream) in enumerate(zip(paths, streams)):
+        write_atomic(path, stream)
+        x_hat = decode(stream, lambda model_id: codec)[0].cpu()
+        similarity = (ms_ssim(x_hat, x[i:i + 1]) or [None])[0]
+        figures.append({"bpp": 8 * len(stream) / (x.shape[-2] * x.shape[-1]),
+                        "psnr": 10 * math.log10(1 / max(((x_hat - x[i:i + 1]) ** 2).mean().item(), 1e-12)),
+                        "ms_ssim": similarity, "encoding_time": seconds, "loss": result.best.loss[i]})
+    return figures
 
 
-def compressai_format(name, description, points):
-    """CompressAI's eval_model JSON: {"name", "description", "results": {"bpp": [...], "psnr-rgb": [...], ...}}
-    (MS-SSIM only where every image had one)."""
-    results = {"bpp": [p["bpp"] for p in points], "psnr-rgb": [p["psnr"] for p in points]}
-    if all(p["ms_ssim"] is not None for p in points):
-        results["ms-ssim-rgb"] = [p["ms_ssim"] for p in points]
-    results["encoding_time"] = [p["encoding_time"] for p in points]
-    results["points"] = [p["point"] for p in points]
-    return {"name": name, "description": description, "results": results}
-
-
-def bd_metrics(base, refined):
-    """BD-rate and BD-PSNR of refined against base (and on MS-SSIM in dB where every point has it)."""
-    out = {}
-    qualities = {"psnr": lambda p: p["psnr"]}
-    if all(p["ms_ssim"] is not None for p in base + refined):
-        qualities["ms_ssim"] = lambda p: ms_ssim_db(p["ms_ssim"])
-    for key, quality in qualities.items():
-        args = [[f(p) for p in points] for points in (base, refined) for f in (lambda p: p["bpp"], quality)]
-        for name, metric in ((f"bd_rate_percent_{key}", bd_rate), (f"bd_{key}_db", bd_psnr)):
-            try:
-                out[name] = metric(*args)
-            except ValueError as error:  # curves that do not overlap, or whose quality does not rise with rate
-                out[name], out[f"{name}_undefined"] = None, str(error)
-    return out
-
-
-def write_curves(evaluation, pairs):
-    """Write base.json, refined.json, bd.json, images.csv, rd.png; returns (curves, BD metrics)."""
-    out, curves = evaluation.out, {kind: curve(evaluation, pairs, kind) for kind in KINDS}
+def code_unit(evaluation, codec, refiners, unit):
+    """The unrefined and the refined file of every image of a unit, written and decoded: a row per image."""
+    label = unit.point.label
+    rows = [{"point": label, "image": name, "height": x.shape[-2], "width": x.shape[-1]} for _, name, x in unit.batch]
+    x = torch.cat([x for _, _, x in unit.batch])
     for kind in KINDS:
-        description = "without refinement" if kind == "base" else f"latents refined ({evaluation.settings['method']})"
-        write_json(out / f"{kind}.json", compressai_format(f"{evaluation.name} {kind}", description, curves[kind]))
-    bd = bd_metrics(curves["base"], curves["refined"])
-    write_json(out / "bd.json", {"reference": "base", "test": "refined", **bd})
-    write_images_csv(out / "images.csv", pairs)
-    plot(out / "rd.png", curves, evaluation.name)
-    return curves, bd
+        files = [Path("bitstreams") / label / f"{Path(row['image']).stem}.{kind}.bin" for row in rows]
+        (evaluation.out / files[0]).parent.mkdir(parents=True, exist_ok=True)
+        figures = code_files(codec, refiners[kind], x, [evaluation.out / f for f in files], evaluation.device)
+        for row, file, figure in zip(rows, files, figures):
+            row[kind] = {"file": file.as_posix(), **figure}
+    for row in rows:
+        row["lmbda"] = refiners["refined"].lmbda
+    return rows
 
 
-def table(curves):
-    """The curves point by point, as the terminal shows them."""
-    lines = [f"{'point':12s} {'base bpp':>9s} {'psnr':>7s} {'seconds':>8s} | {'refined bpp':>11s} {'psnr':>7s} "
-             f"{'seconds':>8s}"]
-    refined = {p["point"]: p for p in curves["refined"]}
-    for b in curves["base"]:
-        r = refined[b["point"]]
-        lines.append(f"{b['point'][:12]:12s} {b['bpp']:9.4f} {b['psnr']:7.3f} {b['encoding_time']:8.2f} | "
-                     f"{r['bpp']:11.4f} {r['psnr']:7.3f} {r['encoding_time']:8.2f}")
-    return "\n".join(lines)
+def run_unit(evaluation, prepared, unit, rank, world):
+    """code_unit; a failure names the unit (and the rank) in one line: the package's errors in their own message,
+    anything else on stderr before its traceback."""
+    try:
+        return code_unit(evaluation, *prepared[unit.point.label], unit)
+    except Exception as error:
+        where = f"{unit.point.label} x {', '.join(name for _, name, _ in unit.batch)}"
+        where = f"rank {rank} of {world} failed on {where}" if world > 1 else f"failed on {where}"
+        if isinstance(error, SgaplusError):
+            error.args = (f"{where}: {error}",)
+            raise
+        print(f"sgaplus: error: {where}: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+        raise
 
 
-def write_images_csv(path, pairs):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["point", "image", "width", "height"] + [f"{k}_{f}" for k in KINDS for f in FIELDS] + ["lmbda"])
-    for row in pairs:
-        writer.writerow([row["point"], row["image"], row["width"], row["height"]]
-                        + [row[k][f] for k in KINDS for f in FIELDS] + [row["lmbda"]])
-    write_atomic(path, buffer.getvalue().encode())
+def in_order(evaluation, rows):
+    """Rows in (rate point, image) order, whichever process finished them."""
+    points = {point.label: i for i, point in enumerate(evaluation.points)}
+    images = {name: i for i, (name, _) in enumerate(evaluation.images)}
+    return sorted(rows, key=lambda row: (points[row["point"]], images[row["image"]]))
 
 
-def plot(path, curves, name):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for kind, style in zip(KINDS, ("o-", "s--")):
-        ax.plot([p["bpp"] for p in curves[kind]], [p["psnr"] for p in curves[kind]], style, label=kind)
-    ax.set_xlabel("file bpp")
-    ax.set_ylabel("PSNR (dB)")
-    ax.set_title(f"{name}: with and without latent refinement", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    write_atomic(path, buffer.getvalue())
+def evaluate(evaluation, resume, progress, rank=0, world=1):
+    """Run this rank's share of the (point, batch) units not finished yet; then, on rank 0, write the outputs from
+    every rank's pairs and the earlier run's: returns (curves, BD metrics) there, None on the other ranks."""
+    out, settings = evaluation.out, evaluation.settings
+    earlier = list(evaluation_pairs.start(out, settings, resume, rank, world).values())
+    prepared, units = plan_work(evaluation, {(row["point"], row["image"]) for row in earlier}, world)
+    mine = distributed.share(units, rank, world)
+    progress.reset(total=len(earlier) + sum(len(unit.batch) for unit in mine))
+    progress.update(len(earlier))
+    rows = []
+    for unit in mine:
+        rows += run_unit(evaluation, prepared, unit, rank, world)
+        evaluation_pairs.record(out, settings, in_order(evaluation, earlier * (world == 1) + rows), rank, world)
+        progress.update(len(unit.batch))
+    rows = distributed.gather(rows, world)
+    if rank != 0:
+        return None
+    rows = in_order(evaluation, earlier + rows)
+    evaluation_pairs.finish(out, settings, rows)
+    return write_curves(out, [point.label for point in evaluation.points], rows, evaluation.name,
+                        settings["method"])

@@ -79,18 +79,18 @@ def test_curves_in_compressais_format_from_real_files(whole):
 
 
 def test_resume_after_an_interruption_gives_the_same_files(tmp_path, images, whole, monkeypatch):
-    calls, code_one = [], evaluation.code_one
+    calls, code_files = [], evaluation.code_files
 
     def interrupted(*args):
         calls.append(1)
-        if len(calls) == 5:  # the third pair's unrefined file
+        if len(calls) == 3:  # the second rate point's unrefined files (its two images refine as one batch)
             raise KeyboardInterrupt
-        return code_one(*args)
+        return code_files(*args)
 
-    monkeypatch.setattr(evaluation, "code_one", interrupted)
+    monkeypatch.setattr(evaluation, "code_files", interrupted)
     assert evaluate(images, tmp_path / "part") == 130
     assert len(json.loads((tmp_path / "part" / "pairs.json").read_text())["pairs"]) == 2
-    monkeypatch.setattr(evaluation, "code_one", code_one)
+    monkeypatch.setattr(evaluation, "code_files", code_files)
     assert evaluate(images, tmp_path / "part", "--resume") == 0
     for name in ("base.json", "refined.json", "bd.json"):
         assert without_times(tmp_path / "part" / name) == without_times(whole[0] / name), name
@@ -147,3 +147,34 @@ def test_a_variable_rate_models_levels_and_images_of_mixed_sizes(tmp_path, zoo_c
     pairs = json.loads((tmp_path / "o" / "pairs.json").read_text())["pairs"]
     assert [(row["point"], row["width"], row["lmbda"]) for row in pairs] == [
         ("level2", 96, 0.0067), ("level2", 64, 0.0067), ("level5", 96, 0.0483), ("level5", 64, 0.0483)]
+
+
+BATCH_TOLERANCE = 0.05  # docs/cli.md: a refined file's true loss, batched against one at a time
+
+
+def test_same_size_images_refine_together_within_the_documented_tolerance(tmp_path, monkeypatch):
+    """Four 64x64 images and two 64x96 at two qualities: each size refines as one batch (sizes never mixed), the
+    unrefined files are the one-at-a-time files byte for byte, and the refined files, whose noise batching changes,
+    are within BATCH_TOLERANCE of the one-at-a-time true loss."""
+    paths = [tmp_path / f"a{i}.png" for i in range(4)] + [tmp_path / "w0.png", tmp_path / "w1.png"]
+    for i, path in enumerate(paths):
+        write_png(path, sample_crop(64 if i < 4 else (64, 96), name=("astronaut", "coffee")[i % 2], top=30 * i))
+    shapes, code_files = [], evaluation.code_files
+    monkeypatch.setattr(evaluation, "code_files", lambda codec, refiner, x, *rest: shapes.append(
+        (refiner.method, *x.shape[::2])) or code_files(codec, refiner, x, *rest))
+    runs = {}
+    for size in (8, 1):
+        out = tmp_path / f"batch{size}"
+        assert main(["evaluate", *map(str, paths), "--qualities", "1", "2", "--out", str(out), "--iterations", "5",
+                     "--check-every", "1", "--no-compile", "--batch-size", str(size)]) == 0
+        runs[size] = {(r["point"], r["image"]): r for r in json.loads((out / "pairs.json").read_text())["pairs"]}
+    assert shapes[:8] == [(method, n, 64) for n in (4, 2) for method in ("base", "ssl")] * 2
+    assert shapes[8:] == [(method, 1, 64) for _ in range(12) for method in ("base", "ssl")]
+    for key, batched in runs[8].items():
+        alone = runs[1][key]
+        assert (tmp_path / "batch8" / batched["base"]["file"]).read_bytes() == \
+            (tmp_path / "batch1" / alone["base"]["file"]).read_bytes(), key
+        assert batched["base"] == {**alone["base"], "encoding_time": batched["base"]["encoding_time"],
+                                   "loss": pytest.approx(alone["base"]["loss"], rel=1e-5)}  # the float loss
+        assert batched["refined"]["loss"] == pytest.approx(alone["refined"]["loss"], rel=BATCH_TOLERANCE), key
+    assert sum(runs[8][k]["refined"]["loss"] != runs[1][k]["refined"]["loss"] for k in runs[8]) >= 4  # batched
