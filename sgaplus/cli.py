@@ -24,6 +24,7 @@ from .refine.stopping import EarlyStopping
 # What a user can cause: the package's own errors, and the OS's word on files the user named.
 USER_ERRORS = (SgaplusError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 INTERRUPTED = 130  # the shell's status for a process ended by Ctrl-C
+TARGET_MISSED = 3  # refine wrote every file, but some missed the target size asked for
 
 
 def positive_int(text):
@@ -329,6 +330,10 @@ def cmd_refine(args):
         skipped = f", {len(done)} kept from the earlier run" if done else ""
         print(f"wrote {len(rows) - len(done)} bitstreams, reconstructions and metrics to {out}{skipped}"
               + (f" ({world} processes)" if world > 1 else ""))
+        missed = pipeline.missed_targets(rows)
+        if missed:
+            print(f"sgaplus: {missed} (exit status {TARGET_MISSED})", file=sys.stderr)
+            return TARGET_MISSED
     return 0
 
 
@@ -457,6 +462,9 @@ def cmd_demo(args):
     height, width = image.shape[-2:]
     if args.crop > min(height, width):
         raise UsageError(f"--crop {args.crop} is larger than {args.image} ({width}x{height})")
+    if target_of(args) is not None:
+        raise UsageError("demo refines at the model's own lambda; a target size is refine's: sgaplus refine IMAGE "
+                         "--target-bpp X")
     x = image[:, :args.crop, :args.crop].unsqueeze(0)
     device = checked_device(args.device)
     apply_preset(args)

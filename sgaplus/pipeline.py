@@ -157,15 +157,27 @@ def nearest_level(images, file_bpp_of, device, load, levels):
 
 
 def report_target(row, target_file_bpp):
-    """Record how far the file is from the target rate, and warn when it misses by more than the tolerance."""
+    """Record how far the file is from the target rate and whether that is within the tolerance (target_met), and
+    warn when it is not."""
     if target_file_bpp is None:
         return
     error = row["file_bpp"] / target_file_bpp - 1
     row["target_bpp"], row["target_error_percent"] = target_file_bpp, 100 * error
-    if abs(error) > TARGET_TOLERANCE:
+    row["target_met"] = abs(error) <= TARGET_TOLERANCE
+    if not row["target_met"]:
         warnings.warn(f"{Path(row['image']).name}: target {target_file_bpp:.4f} bpp out of reach with this model and "
                       f"budget: the closest file is {row['file_bpp']:.4f} bpp ({100 * error:+.1f}%); try another "
                       f"--quality or more --iterations", RuntimeWarning, stacklevel=2)
+
+
+def missed_targets(rows):
+    """One line on the images whose file missed its target size by more than the tolerance; None if none did."""
+    missed = [row for row in rows if row.get("target_met") is False]
+    if not missed:
+        return None
+    worst = max((row["target_error_percent"] for row in missed), key=abs)
+    return (f"{len(missed)} of {len(rows)} images missed the target size by more than {100 * TARGET_TOLERANCE:g}% "
+            f"(the largest miss {worst:+.1f}%); their files are the closest ones the budget reached")
 
 
 def refine_batch(batch, codec, refiner, device, seed, target_file_bpp=None):
