@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import GDN
-from compressai.models import CompressionModel
+from compressai.models import CompressionModel, JointAutoregressiveHierarchicalPriors
 from compressai.models.utils import conv, deconv
 from compressai.ops import quantize_ste as rounded_straight_through  # CompressAI's, under another name
 
@@ -62,7 +62,9 @@ class ChannelConditional(CompressionModel):
         return y_hat_slice + 0.5 * torch.tanh(lrp)
 
     def forward(self, x):
-        y = self.g_a(x)
+        return self.latents_forward(self.g_a(x))
+
+    def latents_forward(self, y):
         z = self.h_a(y)
         _, z_likelihoods = self.entropy_bottleneck(z)
         z_offset = self.entropy_bottleneck._get_medians()
@@ -78,7 +80,9 @@ class ChannelConditional(CompressionModel):
         return {"x_hat": x_hat, "likelihoods": {"y": torch.cat(likelihoods, 1), "z": z_likelihoods}}
 
     def compress(self, x):
-        y = self.g_a(x)
+        return self.latents_compress(self.g_a(x))
+
+    def latents_compress(self, y):
         z = self.h_a(y)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
@@ -170,4 +174,34 @@ class DecoderUnlikeForward(MeanScale):
         out = super().forward(x)
         y = self.g_a(x)
         out["x_hat"] = self.g_s(y)
+        return out
+
+
+class RasterScan(JointAutoregressiveHierarchicalPriors):
+    """A raster-scan context model (Minnen et al. 2018) as published reimplementations write its forward: the
+    decoder's latents rounded straight-through around zero, the context over them in parallel; its compress and
+    decompress (CompressAI's) code position by position. Its forward is not its encoder. (codec_for sends it to
+    the context-model adapter, as a subclass of CompressAI's class; the tests force the generic adapter on it.)"""
+
+    def __init__(self, N=16, M=32):
+        super().__init__(N, M)
+
+    def forward(self, x):
+        y = self.g_a(x)
+        z_hat, z_likelihoods = self.entropy_bottleneck(self.h_a(y))
+        params = self.h_s(z_hat)
+        y_hat = ste_round(y)
+        gaussian_params = self.entropy_parameters(torch.cat((params, self.context_prediction(y_hat)), dim=1))
+        scales_hat, means_hat = gaussian_params.chunk(2, 1)
+        _, y_likelihoods = self.gaussian_conditional(y, scales_hat, means=means_hat)
+        return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+
+class RateUnlikeForward(MeanScale):
+    """A forward whose likelihoods are not its coder's (they count a tenth of the bits): its file costs more than
+    the rate the refiner would optimize."""
+
+    def forward(self, x):
+        out = super().forward(x)
+        out["likelihoods"] = {name: likelihood ** 0.1 for name, likelihood in out["likelihoods"].items()}
         return out

@@ -7,7 +7,15 @@ import math
 import pytest
 import torch
 from helpers import bundled_codec, sample_crop, trained_published
-from published_models import ChannelConditional, DecoderUnlikeForward, HiddenRounding, MeanScale, OwnStraightThrough
+from published_models import (
+    ChannelConditional,
+    DecoderUnlikeForward,
+    HiddenRounding,
+    MeanScale,
+    OwnStraightThrough,
+    RasterScan,
+    RateUnlikeForward,
+)
 
 import sgaplus
 from sgaplus.codecs.forward import ForwardCodec, UnsupportedModel
@@ -112,16 +120,27 @@ def test_the_generic_adapter_agrees_with_the_dedicated_one(architecture):
 
 @pytest.mark.parametrize("model,message", [
     (HiddenRounding, "calls torch.round 1 time"),
-    (DecoderUnlikeForward, "forward is not its encoder"),
+    (DecoderUnlikeForward, "decodes to an image up to"),
+    (RasterScan, "decodes to an image up to"),
+    (RateUnlikeForward, "more than the"),
 ])
 def test_models_it_cannot_refine_are_refused_before_any_work(model, message):
     torch.manual_seed(0)
     with pytest.raises(UnsupportedModel, match=message):
-        sgaplus.codec_for(model().eval(), lmbda=0.01)
+        ForwardCodec(model().eval(), "refused", lmbda=0.01)
+
+
+class NoHyperAnalysis(MeanScale):
+    """Its hyper-analysis under another name: the generic adapter cannot tell where z comes from."""
+
+    def __init__(self):
+        super().__init__()
+        self.hyper_analysis = self.h_a
+        del self.h_a
 
 
 def test_a_model_without_h_a_is_refused_and_codec_for_sends_latent_codec_models_to_their_adapter():
+    with pytest.raises(UnsupportedModel, match="has no h_a module: the generic adapter substitutes z as the output"):
+        ForwardCodec(NoHyperAnalysis(), "no-h_a", 0.01)
     elic = bundled_codec(architecture="elic2022-chandelier")
-    with pytest.raises(UnsupportedModel, match="has no h_a module"):
-        ForwardCodec(elic.model, "forced", elic.lmbda)
     assert type(sgaplus.codec_for(elic.model, lmbda=elic.lmbda)) is type(elic)

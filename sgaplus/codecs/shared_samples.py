@@ -1,0 +1,54 @@
+"""One relaxed sample per latent in a pass of a model's own forward, however often, in whatever order and in
+whatever form (a slice, a masked copy, a reshape) the model rounds it (docs/codecs.md, "The generic adapter's
+relaxation").
+
+Every rounding the generic adapter replaces hands its centred value v (value minus the centre it is rounded
+around) to `SharedSamples`. The sample of v is keyed by v's bits: the first rounding of a pass that meets a value
+draws its sample with the refiner's own rounding (its method, classes, temperature and noise: the op's noise,
+keyed by the call's seed and the element's position in that call); every later rounding in the pass of a value
+with the same bits takes that sample, through autograd, so the gradient of every path reaches y (through the
+graph of the path that drew it, which computes the same function of the same latent and centre). Within a pass
+the sample is thus a function of (v, the step's seed) alone. Exact zeros (the other half of a masked copy) stay
+exactly zero: two classes round an integer to itself, but three classes, the uniform baseline and a shared
+sample would not. Two different latents with bitwise equal centred values (of measure zero for float latents)
+share a sample.
+"""
+import torch
+
+
+def bit_keys(centred):
+    """A flat int64 key per element: its value's bits, made exact by float64 (float32 and half are exact there)."""
+    return centred.detach().reshape(-1).to(torch.float64).view(torch.int64)
+
+
+class SharedSamples:
+    """The samples of one pass. `shared(centred)` is the relaxed sample of each element of centred (its centred
+    value: the sample is centred too); `register(centred, sample)` gives values their sample in advance (z: the
+    refiner relaxes z itself, so the model's rounding of z - medians must give its sample)."""
+
+    def __init__(self, rounding):
+        self.rounding = rounding  # the refiner's: rounding(value, offsets, stream) -> relaxed sample
+        self.keys, self.samples = [], []  # per call: flat keys and flat samples, in the order they were met
+        self.calls = 0
+
+    def register(self, centred, sample):
+        self.keys.append(bit_keys(centred))
+        self.samples.append(sample.reshape(-1))
+
+    def __call__(self, centred):
+        drawn = self.rounding(centred, None, self.calls).reshape(-1)  # a stream per call: independent draws
+        self.calls += 1
+        keys, flat = bit_keys(centred), centred.reshape(-1)
+        if self.keys:
+            known, found = self.lookup(keys)
+            drawn = torch.where(found, known.to(drawn.dtype), drawn)
+        sample = torch.where(flat == 0, flat.to(drawn.dtype), drawn)
+        self.register(centred, sample)
+        return sample.view(centred.shape)
+
+    def lookup(self, keys):
+        """(the sample met first for each key, whether it was met): stable sort, so the first of equal keys."""
+        table = torch.cat(self.keys)
+        ordered, order = torch.sort(table, stable=True)
+        where = torch.searchsorted(ordered, keys).clamp(max=table.numel() - 1)
+        return torch.cat(self.samples)[order[where]], ordered[where] == keys
