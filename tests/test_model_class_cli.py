@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import sample_crop, trained_published
+from helpers import sample_crop, train_briefly, trained_published
+from published_checkerboard import StfStyle
 from published_models import ChannelConditional, HiddenRounding
 
 from sgaplus.cli import main
@@ -51,6 +52,21 @@ def test_a_published_class_refines_and_its_own_decompress_reads_the_file(tmp_pat
     with torch.no_grad():
         theirs = model.decompress([[s] for s in strings], list(z_size))["x_hat"].clamp(0, 1)
     assert (theirs.mul(255).round() / 255 - read_rgb(decoded)).abs().max() <= 1 / 255
+
+
+def test_a_class_with_its_analysis_inline_in_forward_refines_and_decodes(tmp_path, image, capsys):
+    """STF's style (no g_a module; channel slices): the command line takes it as the Python API does."""
+    torch.manual_seed(0)
+    weights = save_published(tmp_path / "weights.pth", train_briefly(StfStyle(), 20))
+    spec = f"{Path(PUBLISHED).with_name('published_checkerboard.py')}:StfStyle"
+    assert refine(tmp_path, image, spec, weights, "--lmbda", "0.01", "--iterations", "20", "--check-every", "10",
+                  "--lr", "2e-2") == 0
+    [row] = json.loads((tmp_path / "out" / "metrics.json").read_text())["images"]
+    assert row["refined"]["loss"] < row["base"]["loss"]
+    decoded = tmp_path / "decoded.png"
+    assert main(["decode", str(tmp_path / "out" / "crop.bin"), "--out", str(decoded), "--model-class", spec,
+                 "--checkpoint", str(weights)]) == 0
+    assert torch.equal(read_rgb(decoded), read_rgb(tmp_path / "out" / "crop.png"))
 
 
 def test_decode_refuses_another_class_or_other_weights(tmp_path, image, capsys):
