@@ -15,7 +15,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 from readme_commands import install_and_test_commands  # noqa: E402
 
 LOCAL = {"sgaplus", "helpers", "conftest", "machine", "registry", "timing", "run", "compile_kernels",
-         "readme_commands", "golden_spread", "test_cli", "test_refine_golden", "kernels", "published_models"}
+         "readme_commands", "golden_spread", "test_cli", "test_refine_golden", "kernels", "published_models",
+         "published_checkerboard"}
 PLUGINS = {"--benchmark": "pytest-benchmark"}  # used by option, never imported
 
 
