@@ -15,6 +15,7 @@ from .files import loading
 from .files.bitstream import MAX_PIXELS, decode
 from .files.images import EVAL_IMAGES, load_shipped_image, read_rgb, write_png
 from .files.loading import DEFAULT_BUNDLED_ARCHITECTURE, bundled_architectures, codec_for_id, load_codec
+from .integration.run import run_program
 from .refine import memory, presets
 from .refine.distortion import DISTORTIONS, objective_for
 from .refine.refiner import BASELINES, SGA_METHODS, LatentRefiner
@@ -105,7 +106,7 @@ def model_of(args):
             "metric": getattr(args, "metric", None) or "mse"}
 
 
-def _add_refine_args(parser, lambdas=False):
+def _add_refine_args(parser, lambdas=False, program=False):
     group = parser.add_argument_group("refinement")
     group.add_argument("--method", default="ssl", choices=SGA_METHODS + BASELINES, help="rounding relaxation")
     group.add_argument("--classes", type=int, default=2, choices=(2, 3), help="rounding classes")
@@ -139,8 +140,8 @@ def _add_refine_args(parser, lambdas=False):
                        help="refine every image for all its iterations")
     group.add_argument("--min-delta", type=float, help="relative improvement early stopping waits for (default: the "
                                                        "preset's)")
-    if lambdas:
-        _add_speed_args(group)
+    if lambdas or program:  # run: the model's device, no target size
+        _add_speed_args(group, device=not program)
         return
     target = group.add_mutually_exclusive_group()
     target.add_argument("--target-bpp", type=float, help="refine each image to a file of this many bits per pixel "
@@ -149,11 +150,12 @@ def _add_refine_args(parser, lambdas=False):
     _add_speed_args(group)
 
 
-def _add_speed_args(group):
+def _add_speed_args(group, device=True):
     group.add_argument("--check-every", type=int, help="steps between true-loss checks (default: the preset's)")
     group.add_argument("--seed", type=int, default=0, help="noise seed")
-    group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                       help="cpu, cuda or cuda:N")
+    if device:
+        group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                           help="cpu, cuda or cuda:N")
     group.add_argument("--autocast", choices=("bfloat16", "float16"), help="codec convolutions under autocast")
     group.add_argument("--channels-last", action="store_true", help="image and latents in channels_last format")
     group.add_argument("--compile", action=argparse.BooleanOptionalAction,
@@ -210,6 +212,8 @@ def checked_device(text):
 
 def _schedule(args):
     """The temperature schedule of the options: a preset, with --rate/--tau-max where it takes them."""
+    if args.iterations == 0:
+        return None  # no step: the unrefined latents are written, as --method base writes them
     if args.schedule == "sga+":
         return TemperatureSchedule(rate=1e-3 if args.rate is None else args.rate,
                                    tau_max=1.0 if args.tau_max is None else args.tau_max)
@@ -430,6 +434,17 @@ def _report_evaluation(curves, bd, out, world):
           + (f" ({world} processes)" if world > 1 else ""))
 
 
+def cmd_run(args):
+    """Run a Python program with every CompressionModel's compress refined (sgaplus/integration/run.py)."""
+    if bool(args.module) == bool(args.script):
+        raise UsageError("name one program to run: -m MODULE [ARGS] or SCRIPT.py [ARGS]")
+    apply_preset(args)
+    resolve_compile(args, [])  # eager unless --compile: the images are not known before they are compressed
+    program, *arguments = args.module or args.script
+    return run_program(program, arguments, bool(args.module), args.lmbda,
+                       lambda codec: _refiner(args, codec, *objective_for(codec, args.metric, args.lmbda)))
+
+
 def _percent(value):
     return "undefined" if value is None else f"{value:+.2f}%"
 
@@ -538,6 +553,14 @@ def build_parser():
                            f"(default: {DEFAULT_BUNDLED_ARCHITECTURE})")
     demo.add_argument("--quality", type=int, help="bundled model quality (default: middle)")
     demo.set_defaults(func=cmd_demo)
+    run = sub.add_parser("run", help="run a Python program (SCRIPT.py or -m MODULE) with every CompressionModel's "
+                                     "compress refined", formatter_class=formatter,
+                         usage="sgaplus run [options] (-m MODULE | SCRIPT.py) [ARGS ...]")
+    _add_refine_args(run, program=True)
+    run.add_argument("-m", dest="module", nargs=argparse.REMAINDER, metavar="MODULE [ARGS]",
+                     help="run a module as python -m does; what follows are its arguments")
+    run.add_argument("script", nargs=argparse.REMAINDER, metavar="SCRIPT.py [ARGS]", help="or a script")
+    run.set_defaults(func=cmd_run)
     return parser
 
 

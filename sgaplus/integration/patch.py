@@ -1,0 +1,257 @@
+"""sgaplus.patch: a model's own `compress` refines the latents of the images it is given, in place and undoably, so
+that an evaluation script written for the model reports refined results with one added line.
+
+The patched compress returns what the model's own compress returns for the image (every key, the same layout), its
+strings replaced by those of the refined latents, written by the model's adapter (sgaplus.codec_for): the strings
+the model's own compress writes for those latents, so its unchanged decompress reads them. While sgaplus itself
+calls a model's compress (the adapter, the template, a subclass's super().compress()), every patched compress is the
+model's own: nothing is refined twice.
+"""
+import contextlib
+import contextvars
+import functools
+import inspect
+import sys
+import types
+import weakref
+
+import torch
+
+from ..errors import ModelError, UsageError
+from ..files.loading import codec_for
+from ..refine.distortion import objective_for
+from ..refine.presets import refiner_options
+from ..refine.refiner import LatentRefiner
+from .weights import known_weights
+
+_OWN = contextvars.ContextVar("sgaplus_own_compress", default=False)  # True: patched compresses are the model's own
+# what patch passes on to LatentRefiner (besides those it sets itself from the options it takes by name)
+REFINER_KEYWORDS = frozenset(inspect.signature(LatentRefiner).parameters) - {"codec", "method", "iterations",
+                                                                            "lmbda", "distortion"}
+
+
+@contextlib.contextmanager
+def own_compress():
+    """Within: every patched compress runs the model's own."""
+    token = _OWN.set(True)
+    try:
+        yield
+    finally:
+        _OWN.reset(token)
+
+
+class OptionsCheck:
+    """A stand-in codec on which the options' values are checked before any model is touched."""
+    lmbda, metric = 1.0, None
+
+
+def refiners(preset=None, method="ssl", iterations=None, metric=None, **keywords):
+    """A function codec -> the LatentRefiner the options ask for: a preset's settings (default: the default preset;
+    eager unless compile=True), method, iterations (0: none, the model's own latents), metric ("mse", "ms-ssim";
+    default: what the model was trained for) and any other LatentRefiner keyword. UsageError (one line) for an
+    unknown option or a bad value, now."""
+    unknown = sorted(set(keywords) - REFINER_KEYWORDS)
+    if unknown:
+        raise UsageError(f"sgaplus.patch: unknown option {unknown[0]!r}; options: preset, method, iterations, "
+                         f"metric, {', '.join(sorted(REFINER_KEYWORDS))}")
+    if iterations == 0:
+        method, iterations = "base", None  # no step: the model's own latents, as the method "base" keeps them
+    try:
+        settings = {**refiner_options(preset, iterations=iterations), **keywords}
+    except ValueError as error:
+        raise UsageError(f"sgaplus.patch: {error}") from None
+
+    def refiner_for(codec):
+        chosen, lmbda = objective_for(codec, metric)
+        try:
+            return LatentRefiner(codec, method, lmbda=lmbda, distortion=chosen, **settings)
+        except (TypeError, ValueError) as error:
+            raise UsageError(f"sgaplus.patch: {error}") from None
+    refiner_for(OptionsCheck())
+    return refiner_for
+
+
+class ModelRefinement:
+    """One model's codec and refiner, and what building them changed of the model (restore() puts it back: its
+    weights and buffers, train/eval modes, requires_grad)."""
+
+    def __init__(self, model, lmbda, refiner_for, announce=False):
+        self.model = model
+        self.modes = [(module, module.training) for module in model.modules()]
+        self.grads = [(parameter, parameter.requires_grad) for parameter in model.parameters()]
+        self.state = {name: value.detach().clone() for name, value in model.state_dict().items()}
+        try:
+            metric = None
+            if lmbda is None:
+                lmbda, metric = known_lambda(model)
+            with own_compress():
+                self.codec = codec_for(model, lmbda)
+            self.codec.metric = metric
+            self.refiner = refiner_for(self.codec)
+        except BaseException:
+            self.restore()
+            raise
+        if announce:
+            print(f"sgaplus: {type(model).__name__}'s compress refines (lambda {self.refiner.lmbda:.4g}, "
+                  f"{self.refiner.method}, {self.refiner.iterations} iterations)", file=sys.stderr)
+
+    def restore(self):
+        for module, training in self.modes:
+            module.training = training
+        for parameter, requires_grad in self.grads:
+            parameter.requires_grad_(requires_grad)
+        with torch.no_grad():
+            for name, saved in self.state.items():
+                owner, _, attribute = name.rpartition(".")
+                current = getattr(self.model.get_submodule(owner), attribute)
+                if current.shape != saved.shape:
+                    current.data = saved  # a buffer the model's update() resized
+                elif not torch.equal(current, saved):
+                    current.copy_(saved)  # a weight a codec changed in place (masked context weights)
+
+    def compress(self, own, x):
+        """own(x) (the model's own compress), its strings those of x's refined latents."""
+        name = type(self.model).__name__
+        if not (isinstance(x, torch.Tensor) and x.dim() == 4 and x.shape[1] == 3):
+            raise UsageError(f"sgaplus.patch: {name}.compress refines a (B, 3, H, W) image batch, got "
+                             f"{getattr(x, 'shape', type(x).__name__)}")
+        multiple = self.codec.multiple
+        if x.shape[-2] % multiple or x.shape[-1] % multiple:
+            raise UsageError(f"sgaplus.patch: {name}.compress got a {x.shape[-2]}x{x.shape[-1]} image; refined, it "
+                             f"codes images padded to a multiple of {multiple} (pad before compress, as CompressAI's "
+                             f"eval_model does)")
+        with own_compress():
+            template = own(x)
+            with torch.inference_mode(False), torch.enable_grad():
+                result = self.refiner.refine(x.clone())
+            with torch.no_grad():
+                images = self.codec.compress(result.y_hat, result.z_hat)
+        if not (isinstance(template, dict) and len(template.get("strings", ())) == len(images[0])):
+            raise ModelError(f"sgaplus.patch: {name}.compress returns no 'strings' of {len(images[0])} lists, one "
+                             f"per coded latent: its adapter's strings cannot take their place")
+        return {**template, "strings": [list(strings) for strings in zip(*images)]}
+
+
+def known_lambda(model):
+    """(lmbda, metric) of bundled or zoo weights; UsageError (one line) for any other."""
+    known = known_weights(model)
+    if known is None:
+        raise UsageError(f"sgaplus.patch: the training lambda of this {type(model).__name__} is not known (its weights "
+                         f"are neither bundled nor CompressAI's zoo weights): pass lmbda=..., or --lmbda")
+    return known
+
+
+def refining(own, refinement_of):
+    """A compress(self, x) that refines through refinement_of(self), in place of own(self, x)."""
+    @functools.wraps(own)
+    def compress(self, x, *args, **kwargs):
+        if _OWN.get():
+            return own(self, x, *args, **kwargs)
+        if args or kwargs:
+            raise ModelError(f"sgaplus.patch: {type(self).__name__}.compress was called with other arguments than "
+                             f"the image ({len(args)} more, keywords {sorted(kwargs)}); the patch refines "
+                             f"compress(x) only")
+        return refinement_of(self).compress(lambda image: own(self, image), x)
+    compress.sgaplus_patched = True
+    return compress
+
+
+class Patch:
+    """What sgaplus.patch returns: undo() restores everything it changed; `with` undoes on exit, also on an
+    exception."""
+
+    def __init__(self):
+        self._undo = []
+
+    def undo(self):
+        while self._undo:
+            self._undo.pop()()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.undo()
+        return False
+
+
+def patch_model(model, lmbda, refiner_for):
+    """Patch one model instance: its codec and refiner are built now (a refusal comes now)."""
+    if getattr(model.compress, "sgaplus_patched", False):
+        raise UsageError(f"sgaplus.patch: this {type(model).__name__} is patched already (undo that patch first)")
+    refinement = ModelRefinement(model, lmbda, refiner_for)
+    own = type(model).compress
+    model.compress = types.MethodType(refining(own, lambda _: refinement), model)
+    handle = Patch()
+    handle._undo += [refinement.restore, lambda: delattr(model, "compress")]
+    return handle
+
+
+class ClassPatch(Patch):
+    """Patches classes: every instance compresses refined, its codec built at its first compress (and kept)."""
+
+    def __init__(self, lmbda, refiner_for, announce=False):
+        super().__init__()
+        self.refinements = weakref.WeakKeyDictionary()
+        self.lmbda, self.refiner_for, self.announce = lmbda, refiner_for, announce
+        self._undo.append(self._restore_models)
+
+    def refinement_of(self, model):
+        if model not in self.refinements:
+            self.refinements[model] = ModelRefinement(model, self.lmbda, self.refiner_for, self.announce)
+        return self.refinements[model]
+
+    def _restore_models(self):
+        for refinement in list(self.refinements.values()):
+            refinement.restore()
+        self.refinements.clear()
+
+    def add(self, cls):
+        """Patch cls's compress (the one it defines or inherits)."""
+        if getattr(cls.compress, "sgaplus_patched", False) and "compress" not in vars(cls):
+            return  # inherited from a class patched here
+        had = vars(cls).get("compress")
+        cls.compress = refining(cls.compress, self.refinement_of)
+        self._undo.append(lambda: setattr(cls, "compress", had) if had is not None else delattr(cls, "compress"))
+
+    def add_subclasses(self, base):
+        """Patch base and every subclass of it that defines compress, now and created later (until undone)."""
+        for cls in [base, *subclasses(base)]:
+            if "compress" in vars(cls):
+                self.add(cls)
+        had = vars(base).get("__init_subclass__")
+        patcher = self
+
+        def init_subclass(cls, **kwargs):
+            (had.__get__(None, cls) if had is not None else super(base, cls).__init_subclass__)(**kwargs)
+            if "compress" in vars(cls):
+                patcher.add(cls)
+        base.__init_subclass__ = classmethod(init_subclass)
+        self._undo.append(lambda: setattr(base, "__init_subclass__", had) if had is not None
+                          else delattr(base, "__init_subclass__"))
+
+
+def subclasses(cls):
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *subclasses(sub)]
+    return found
+
+
+def patch(model, lmbda=None, **options):
+    """Make model.compress(x) refine x's latents and return what the model's own compress returns, in its own form
+    (its unchanged decompress reads it); patch a CompressionModel class to do so for every instance. lmbda: the RD
+    trade-off (default: the training lambda of bundled or zoo weights; required otherwise). options: preset, method,
+    iterations, metric and LatentRefiner's keywords (default: the default preset). Returns a handle: .undo(), or
+    `with sgaplus.patch(model, ...):`. UsageError or ModelError (one line) before any work for a mistake or a
+    model codec_for refuses."""
+    refiner_for = refiners(**options)
+    if isinstance(model, type):
+        if not issubclass(model, torch.nn.Module) or not callable(getattr(model, "compress", None)):
+            raise UsageError(f"sgaplus.patch: {model.__name__} is no model class with a compress method")
+        handle = ClassPatch(lmbda, refiner_for)
+        handle.add(model)
+        return handle
+    if not isinstance(model, torch.nn.Module) or not callable(getattr(model, "compress", None)):
+        raise UsageError(f"sgaplus.patch takes a CompressionModel or a class of them, got {type(model).__name__}")
+    return patch_model(model, lmbda, refiner_for)

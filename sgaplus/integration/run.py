@@ -1,0 +1,67 @@
+"""`sgaplus run`: another Python program (a script, or a module as `python -m` runs it) run in this process with
+every CompressionModel's compress refined: the classes that exist and those the program defines. Its standard
+output is its own (sgaplus writes to stderr); its exit status is returned."""
+import contextlib
+import importlib.util
+import os
+import runpy
+import sys
+from pathlib import Path
+
+from ..errors import UsageError
+from .patch import ClassPatch, OptionsCheck
+
+
+def run_program(program, arguments, module, lmbda, refiner_for):
+    """Run `program` (a script's path, or with module=True a module's name) with `arguments` as its command line,
+    every CompressionModel's compress refined by refiner_for(codec) at lmbda (None: the known weights' training
+    lambda); its exit status. UsageError before running anything when the program does not exist or an option's
+    value is refused."""
+    check_program(program, module)
+    refiner_for(OptionsCheck())
+    from compressai.models import CompressionModel
+    with ClassPatch(lmbda, refiner_for, announce=True) as patched, as_main(program, arguments, module):
+        patched.add_subclasses(CompressionModel)
+        try:
+            if module:
+                runpy.run_module(program, run_name="__main__", alter_sys=True)
+            else:
+                runpy.run_path(program, run_name="__main__")
+        except SystemExit as exit:
+            return exit_status(exit.code)
+    return 0
+
+
+def check_program(program, module):
+    if not module:
+        if not Path(program).is_file():
+            raise UsageError(f"no such script: {program}")
+        return
+    try:
+        found = importlib.util.find_spec(program)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise UsageError(f"no module named {program!r}")
+
+
+@contextlib.contextmanager
+def as_main(program, arguments, module):
+    """sys.argv and sys.path[0] as python sets them for the program (its folder, or the current one for -m)."""
+    argv, path = sys.argv[:], sys.path[:]
+    sys.argv = [program, *arguments]
+    sys.path.insert(0, os.getcwd() if module else str(Path(program).resolve().parent))
+    try:
+        yield
+    finally:
+        sys.argv, sys.path[:] = argv, path
+
+
+def exit_status(code):
+    """The status python exits with for SystemExit(code)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
