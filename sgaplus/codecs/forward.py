@@ -192,7 +192,8 @@ class ForwardCodec(HyperpriorCodec):
                 where = index.as_strided(value.shape, value.stride(), value.storage_offset()).flatten()
             if where is None or bool((where < 0).any()):
                 raise UnsupportedModel(f"{name}'s forward gives a GaussianConditional a tensor that is not a part of "
-                                       f"its latents y (computed from them, not sliced): register an adapter")
+                                       f"its latents y (computed from them, not sliced; or, with no g_a module, not "
+                                       f"sliced from what it hands h_a): give it a g_a module, or register an adapter")
             flat[where] = call.sample.detach().flatten().to(flat.dtype)
             count.index_add_(0, where, torch.ones_like(where))
         if not torch.all(count == 1):
