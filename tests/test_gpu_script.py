@@ -20,7 +20,7 @@ def test_the_dry_run_runs_every_stage_within_its_limit_and_delivers_the_files(tm
     assert run.returncode == 1, run.stderr[-2000:]  # the stage stopped at its limit fails the call
     report = json.loads((out / "gpu-stages.json").read_text())
     statuses = {stage["stage"]: stage["status"] for stage in report["stages"]}
-    assert statuses == {"env": 0, "tests": 124, "op": 0, "step": 0, "throughput": 0}, report
+    assert statuses == {"env": 0, "tests": 124, "op": 0, "step": 0, "throughput": 0, "evaluate": 0}, report
     assert report["env"]["device"] == "cpu" and report["env"]["torch"]
     files = sorted(path.name for path in out.iterdir())
     assert len(files) <= 8 and all(re.fullmatch(r"[A-Za-z0-9._-]+", name) for name in files), files
@@ -29,6 +29,7 @@ def test_the_dry_run_runs_every_stage_within_its_limit_and_delivers_the_files(tm
     suites = {bench["extra_info"]["suite"] for bench in benchmarks}
     assert suites == {"op", "refine-step"}, suites  # the step stage merged into the op report
     assert any(name.startswith("refine-throughput-") and name.endswith(".png") for name in files)
+    assert any(name.startswith("evaluate-throughput-") and name.endswith(".json") for name in files)
     assert "=== throughput" in (out / "gpu-run.log").read_text()
 
 

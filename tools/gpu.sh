@@ -5,12 +5,14 @@
 #   bash tools/gpu.sh             # on the GPU machine (device tool: run, timeout_s 540, carry .whl)
 #   bash tools/gpu.sh --dry-run   # the same stages on this machine's CPU with tiny sizes (tests/test_gpu_script.py)
 #
-# Stages (limit in seconds): env (20: device, driver, versions, date), tests (150: the tests marked cuda), op (130: the
-# op suites for ssl-2 and linear-3 with the copy-bandwidth roofline), step (60: one refinement step, fused vs eager),
-# throughput (100: 24 Kodak-size crops x 200 iterations, batched variants against one image at a time).
+# Stages (limit in seconds): env (20: device, driver, versions, date), tests (145: the tests marked cuda), op (125: the
+# op suites for ssl-2 and linear-3 with the copy-bandwidth roofline), step (55: one refinement step, fused vs eager),
+# throughput (85: 24 Kodak-size crops x 200 iterations, batched variants against one image at a time), evaluate (50:
+# `sgaplus evaluate` on 8 Kodak-size crops at two rate points, 100 iterations, batched against one at a time).
 # Results: $GPU_RESULTS (default bench/results/gpu): gpu-stages.json (env and each stage's status and seconds),
-# gpu-run.log (every stage's output), the op report (<device>.{json,md,png}) and the throughput report
-# (refine-throughput-<device>.{json,png}): at most 8 files, as the device call returns.
+# gpu-run.log (every stage's output), the op report (<device>.{json,md,png}), the throughput report
+# (refine-throughput-<device>.{json,png}) and evaluate's (evaluate-throughput-<device>.json): at most 8 files, as the
+# device call returns.
 #
 # The GPU machine has torch, triton, pytest-benchmark, scikit-image and matplotlib, but no compressai: before the
 # call, fetch its wheels into .whl/ (ignored by git) and name .whl in carry:
@@ -74,11 +76,14 @@ if [ $dry -eq 0 ]; then
   op_args=(-k "test_speed and (ssl-2 or linear-3)")
   step_args=(-k test_refinement_step)
   throughput_args=(--images 24 --baseline-images 2 --iterations 200 --batch 24)
+  evaluate_args=(--images 8 --baseline-images 2 --height 512 --width 768 --iterations 100 --repeats 2 --no-seed-spread)
 else  # the same stages on the CPU, sized to take seconds
   device=cpu
   op_args=(-k "test_speed and ssl-2 and fwd+bwd and float32 and not compile" --sizes 4096 --no-memory)
   step_args=(-k "test_refinement_step and not 8" --step-image 64x96)
   throughput_args=(--images 2 --baseline-images 1 --iterations 2 --batch 2 --height 64 --width 64 --variants batched)
+  evaluate_args=(--images 2 --baseline-images 1 --height 64 --width 64 --iterations 1 --repeats 1 --no-seed-spread
+    --threads 1)
 fi
 
 stage env "${GPU_LIMIT_ENV:-20}" python3 -c "
@@ -90,10 +95,12 @@ pathlib.Path(sys.argv[1]).write_text(json.dumps({
     'torch': torch.__version__, 'triton': triton.__version__, 'python': sys.version.split()[0],
     'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}))
 " "$results/gpu-env.json"
-stage tests "${GPU_LIMIT_TESTS:-150}" python3 -m pytest -q -p no:cacheprovider -m cuda tests
-stage op "${GPU_LIMIT_OP:-130}" python3 bench/run.py "${op_args[@]}" --out "$results"
-stage step "${GPU_LIMIT_STEP:-60}" python3 bench/run.py "${step_args[@]}" --merge --no-roofline --no-memory \
+stage tests "${GPU_LIMIT_TESTS:-145}" python3 -m pytest -q -p no:cacheprovider -m cuda tests
+stage op "${GPU_LIMIT_OP:-125}" python3 bench/run.py "${op_args[@]}" --out "$results"
+stage step "${GPU_LIMIT_STEP:-55}" python3 bench/run.py "${step_args[@]}" --merge --no-roofline --no-memory \
   --out "$results"
-stage throughput "${GPU_LIMIT_THROUGHPUT:-100}" python3 bench/refine_throughput.py "${throughput_args[@]}" \
+stage throughput "${GPU_LIMIT_THROUGHPUT:-85}" python3 bench/refine_throughput.py "${throughput_args[@]}" \
+  --device "$device" --out "$results"
+stage evaluate "${GPU_LIMIT_EVALUATE:-50}" python3 bench/evaluate_throughput.py "${evaluate_args[@]}" --json-only \
   --device "$device" --out "$results"
 exit $status
