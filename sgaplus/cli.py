@@ -307,6 +307,7 @@ def cmd_refine(args):
     _warn_other_metric(metric, lmbda, codec)
     refiner = _refiner(args, codec, metric, lmbda)
     limits = memory.plan(refiner, sorted({tuple(x.shape[-2:]) for _, x in images}), args.batch_size, device)
+    limits = distributed.smallest(limits, world)  # every rank cuts the same batches, whatever its free memory
     batches = pipeline.make_batches(images, args.batch_size, limits)
     out.mkdir(parents=True, exist_ok=True)
     order = {str(p): i for i, p in enumerate(sources)}
