@@ -98,6 +98,17 @@ PLANTS = [
     Plant("generic adapter: a masked copy's zeros relaxed", "sgaplus/codecs/shared_samples.py",
           "sample = torch.where(flat == 0, flat.to(drawn.dtype), drawn)", "sample = drawn",
           ("tests/test_forward_checkerboard.py", "-k", "relaxed_step")),
+    Plant("torchrun: rank 0 keeps only its own rows", "sgaplus/distributed.py",
+          "return None if gathered is None else [item for part in gathered for item in part]",
+          "return None if gathered is None else gathered[0]", ("tests/test_distributed.py", "-k", "evaluate")),
+    Plant("evaluate --resume ignores the ranks' pairs files", "sgaplus/evaluation_pairs.py",
+          "return [out / MERGED] * (out / MERGED).exists() + rank_files(out)",
+          "return [out / MERGED] * (out / MERGED).exists()", ("tests/test_distributed.py", "-k", "evaluate")),
+    Plant("evaluate refines one image at a time", "sgaplus/evaluation.py",
+          'limits = memory.plan(refiners["refined"], sizes, evaluation.batch_size, evaluation.device)',
+          "limits = {size: 1 for size in sizes}", ("tests/test_evaluate.py", "-k", "together")),
+    Plant("a missed target size exits 0", "sgaplus/pipeline.py", "if not missed:", "if True:",
+          ("tests/test_cli.py", "-k", "target_size_is")),
 ]
 
 
