@@ -16,7 +16,7 @@ from sgaplus.cli import main
 from sgaplus.files.loading import load_bundled
 from sgaplus.refine.refiner import LatentRefiner
 
-ITERATIONS = "20"
+ITERATIONS = "10"
 LMBDA = 0.01  # the published stand-in's training lambda (helpers.train_briefly)
 
 # a released codec's evaluation script, in the usual style: the model class of its repository (here one of the test
