@@ -142,6 +142,8 @@ def test_mistakes_are_one_line_before_any_work():
             call()
         assert "\n" not in str(raised.value)
         assert "compress" not in vars(model)
+    with sgaplus.patch(model, lmbda=LMBDA), pytest.raises(sgaplus.UsageError, match="patched already"):
+        sgaplus.patch(model, lmbda=LMBDA)
     x = sample_crop(48)
     with sgaplus.patch(model, lmbda=LMBDA, iterations=ITERATIONS), \
             pytest.raises(sgaplus.UsageError, match="a multiple of 64"):

@@ -177,7 +177,7 @@ class Patch:
 
 def patch_model(model, lmbda, refiner_for):
     """Patch one model instance: its codec and refiner are built now (a refusal comes now)."""
-    if getattr(model.compress, "sgaplus_patched", False):
+    if getattr(vars(model).get("compress"), "sgaplus_patched", False):  # a class's patch is no matter: this wins
         raise UsageError(f"sgaplus.patch: this {type(model).__name__} is patched already (undo that patch first)")
     refinement = ModelRefinement(model, lmbda, refiner_for)
     own = type(model).compress
