@@ -109,6 +109,12 @@ PLANTS = [
           "limits = {size: 1 for size in sizes}", ("tests/test_evaluate.py", "-k", "together")),
     Plant("a missed target size exits 0", "sgaplus/pipeline.py", "if not missed:", "if True:",
           ("tests/test_cli.py", "-k", "target_size_is")),
+    Plant("sgaplus.patch: undo leaves the patched compress", "sgaplus/integration/patch.py",
+          'handle._undo += [refinement.restore, lambda: delattr(model, "compress")]',
+          "handle._undo += [refinement.restore]", ("tests/test_patch.py", "-k", "exception")),
+    Plant("sgaplus.patch: the patched compress skips refinement", "sgaplus/integration/patch.py",
+          'return {**template, "strings": [list(strings) for strings in zip(*images)]}', "return template",
+          ("tests/test_run.py", "-k", "eval_model")),
 ]
 
 
