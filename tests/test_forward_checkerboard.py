@@ -115,16 +115,33 @@ def test_in_a_relaxed_step_every_rounding_of_a_latent_gives_one_sample_with_grad
             assert (through_sample != 0).float().mean() > 0.5 and (through_sample != 1).all(), k
 
 
-@pytest.mark.parametrize("method", ["ste", "ssl"])
-def test_the_generic_adapter_on_compressais_checkerboard_model_agrees_with_its_own(method):
+def smooth(value, offsets, stream=0):
+    """A deterministic, differentiable stand-in for a relaxed rounding: the two adapters draw SGA+'s noise
+    differently, so it is with this that their relaxed losses and gradients can be compared exactly."""
+    centred = value if offsets is None else value - offsets
+    bent = centred + 0.3 * torch.sin(3 * centred)
+    return bent if offsets is None else bent + offsets
+
+
+def test_the_generic_adapter_on_compressais_checkerboard_model_agrees_with_its_own():
     dedicated = random_codec("cheng2020-anchor-checkerboard")
     generic = ForwardCodec(dedicated.model, "generic", dedicated.lmbda)
     x = sample_crop(SIZE, top=100, left=100)
     base, forced = (LatentRefiner(codec, "base").refine(x) for codec in (dedicated, generic))
     assert forced.base.loss[0] == pytest.approx(base.base.loss[0], rel=1e-6)
     assert generic.compress(forced.y_hat, forced.z_hat) == dedicated.compress(base.y_hat, base.z_hat)
-    refined = [LatentRefiner(codec, method, iterations=20, check_every=10, seed=2).refine(x).best.loss[0]
+    refined = [LatentRefiner(codec, "ste", iterations=20, check_every=10).refine(x).best.loss[0]
                for codec in (dedicated, generic)]
-    # straight-through rounding draws no noise: the two agree to float error; SSL's noise is drawn differently
-    # (the dedicated adapter rounds each checkerboard half, the generic one each call of the model's forward)
-    assert refined[1] == pytest.approx(refined[0], rel=1e-4 if method == "ste" else 3e-2)
+    assert refined[1] == pytest.approx(refined[0], rel=1e-4)  # straight-through rounding draws no noise
+    relaxed = []
+    for codec in (dedicated, generic):
+        refiner = LatentRefiner(codec, "ssl", iterations=1)
+        batch = refiner._start(x)
+        y, z = batch.y.detach().requires_grad_(True), batch.z.detach().requires_grad_(True)
+        z_hat = smooth(z, codec.z_offsets())
+        y_hat, entropy, _ = codec.y_latents(y, z_hat, smooth)
+        loss = refiner._rd_loss(x, x.shape[-2:], y_hat, z_hat, entropy)[0].sum()
+        relaxed.append((loss.item(), *torch.autograd.grad(loss, (y, z))))
+    assert relaxed[1][0] == pytest.approx(relaxed[0][0], rel=1e-6)
+    for ours, theirs in zip(relaxed[1][1:], relaxed[0][1:]):
+        assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-5 * theirs.abs().max())
