@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from helpers import random_codec, sample_crop, train_briefly
+from helpers import bundled_codec, random_codec, sample_crop, train_briefly
 from published_checkerboard import ElicStyle, MlicStyle, StfStyle, anchors, non_anchors
 
 import sgaplus
@@ -145,3 +145,13 @@ def test_the_generic_adapter_on_compressais_checkerboard_model_agrees_with_its_o
     assert relaxed[1][0] == pytest.approx(relaxed[0][0], rel=1e-6)
     for ours, theirs in zip(relaxed[1][1:], relaxed[0][1:]):
         assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-5 * theirs.abs().max())
+
+
+def test_the_generic_adapter_on_compressais_elic_writes_its_strings():
+    """Channel groups of checkerboards (its compress returns a list of shapes, which decompress gets back)."""
+    dedicated = bundled_codec(architecture="elic2022-chandelier")
+    generic = ForwardCodec(dedicated.model, "generic", dedicated.lmbda)
+    x = sample_crop(SIZE, top=100, left=100)
+    base, forced = (LatentRefiner(codec, "base").refine(x) for codec in (dedicated, generic))
+    assert forced.base.loss[0] == pytest.approx(base.base.loss[0], rel=1e-6)
+    assert generic.compress(forced.y_hat, forced.z_hat) == dedicated.compress(base.y_hat, base.z_hat)

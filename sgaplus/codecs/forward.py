@@ -39,18 +39,23 @@ def hyper_analysis_module(model):
 
 
 def shape_ratios(shape, z_size):
-    """The shape compress returned (z's size, or a dict of shapes as CompressAI's latent codecs give), each shape's
-    last two sides as ratios to z's: decompress gets back what compress gave from the z size a bitstream holds."""
+    """The shape compress returned (z's size, or dicts and lists of shapes as CompressAI's latent codecs give),
+    each shape as (its leading sides, its last two sides as ratios to z's): decompress gets back what compress
+    gave from the z size a bitstream holds."""
     if isinstance(shape, dict):
         return {key: shape_ratios(value, z_size) for key, value in shape.items()}
-    return list(shape[:-2]), [side / z_side for side, z_side in zip(shape[-2:], z_size)]
+    if all(isinstance(side, int) for side in shape):
+        return list(shape[:-2]), [side / z_side for side, z_side in zip(shape[-2:], z_size)]
+    return [shape_ratios(part, z_size) for part in shape]
 
 
 def shape_of(ratios, z_size):
     if isinstance(ratios, dict):
         return {key: shape_of(value, z_size) for key, value in ratios.items()}
-    lead, sides = ratios
-    return lead + [round(ratio * z_side) for ratio, z_side in zip(sides, z_size)]
+    if isinstance(ratios, tuple):
+        lead, sides = ratios
+        return lead + [round(ratio * z_side) for ratio, z_side in zip(sides, z_size)]
+    return [shape_of(part, z_size) for part in ratios]
 
 
 class ForwardCodec(HyperpriorCodec):
