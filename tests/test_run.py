@@ -201,3 +201,13 @@ def test_what_a_program_builds_is_checked_when_it_compresses(tmp_path, capsys, c
     else:
         captured = one_line_error(capsys, status, expected, ["run", *options, str(script)])
     assert captured.out == "the program's own output\n"
+
+
+def test_the_programs_own_error_is_its_traceback_not_an_sgaplus_line(tmp_path, capsys):
+    """A FileNotFoundError of the program itself is no mistake of sgaplus's command line: python's traceback and
+    status 1, as `python program.py` gives."""
+    script = tmp_path / "program.py"
+    script.write_text("open('no-such-input.png')\n")
+    assert main(["run", "--lmbda", "0.01", str(script)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "FileNotFoundError" in err and "sgaplus: error" not in err

@@ -6,9 +6,10 @@ import importlib.util
 import os
 import runpy
 import sys
+import traceback
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import SgaplusError, UsageError
 from .patch import ClassPatch, OptionsCheck
 
 
@@ -29,6 +30,11 @@ def run_program(program, arguments, module, lmbda, refiner_for):
                 runpy.run_path(program, run_name="__main__")
         except SystemExit as exit:
             return exit_status(exit.code)
+        except SgaplusError:
+            raise  # a patched compress refused the model: sgaplus's one line
+        except Exception:  # the program's own error: its traceback, as python prints it, and python's status
+            traceback.print_exc()
+            return 1
     return 0
 
 
