@@ -135,6 +135,7 @@ def test_mistakes_are_one_line_before_any_work():
     for call, error, message in [
             (lambda: sgaplus.patch(model, lmbda=LMBDA, iteration=5), sgaplus.UsageError, "unknown option 'iteration'"),
             (lambda: sgaplus.patch(model, lmbda=LMBDA, method="round"), sgaplus.UsageError, "unknown method"),
+            (lambda: sgaplus.patch(model, iterations=-1), sgaplus.UsageError, r"integer >= 0 \(0: the model"),
             (lambda: sgaplus.patch(model, lmbda=-1.0), sgaplus.UsageError, "lmbda"),
             (lambda: sgaplus.patch(torch.nn.Linear(2, 2), lmbda=LMBDA), sgaplus.UsageError, "takes a CompressionModel"),
     ]:

@@ -54,6 +54,9 @@ def refiners(preset=None, method="ssl", iterations=None, metric=None, **keywords
     if unknown:
         raise UsageError(f"sgaplus.patch: unknown option {unknown[0]!r}; options: preset, method, iterations, "
                          f"metric, {', '.join(sorted(REFINER_KEYWORDS))}")
+    if iterations is not None and not (isinstance(iterations, int) and iterations >= 0):
+        raise UsageError(f"sgaplus.patch: iterations must be an integer >= 0 (0: the model's own latents), got "
+                         f"{iterations!r}")
     if iterations == 0:
         method, iterations = "base", None  # no step: the model's own latents, as the method "base" keeps them
     try:
