@@ -26,6 +26,7 @@ from .refine.stopping import EarlyStopping
 USER_ERRORS = (SgaplusError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 INTERRUPTED = 130  # the shell's status for a process ended by Ctrl-C
 TARGET_MISSED = 3  # refine wrote every file, but some missed the target size asked for
+BATCH_SIZE = 8  # the default largest batch of same-size images, for refine and evaluate alike
 
 
 def positive_int(text):
@@ -519,7 +520,7 @@ def build_parser():
     refine.add_argument("--force", action="store_true", help="overwrite existing outputs (never an input image)")
     refine.add_argument("--resume", action="store_true",
                         help="continue an interrupted run in the same --out: keep the images it finished")
-    refine.add_argument("--batch-size", type=positive_int, default=8, help="same-size images refined together")
+    refine.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE, help="same-size images refined together")
     _add_model_args(refine)
     _add_refine_args(refine)
     refine.set_defaults(func=cmd_refine)
@@ -539,7 +540,7 @@ def build_parser():
     evaluate.add_argument("--force", action="store_true", help="overwrite an earlier evaluation's outputs")
     evaluate.add_argument("--resume", action="store_true",
                           help="continue an interrupted evaluation in the same --out: keep its finished pairs")
-    evaluate.add_argument("--batch-size", type=positive_int, default=8,
+    evaluate.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE,
                           help="same-size images of a rate point refined together")
     _add_evaluation_model_args(evaluate)
     _add_refine_args(evaluate, lambdas=True)
