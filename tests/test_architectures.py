@@ -8,6 +8,7 @@ from helpers import bundled_codec, random_codec, sample_crop
 
 from sgaplus.cli import main
 from sgaplus.codecs import fixed_point, registry
+from sgaplus.decoded_files import DECODE_TOLERANCE
 from sgaplus.files.bitstream import decode, encode, pack
 from sgaplus.files.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from sgaplus.files.loading import bundled_architectures, codec_for_id
@@ -41,23 +42,28 @@ def psnr(a, b):
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_refine_encode_decode(architecture):
-    """A few SSL steps lower the true loss; the file decodes (CompressAI's own decompress) to the refined
+    """Two same-size images refined as one batch: a few SSL steps lower the true loss; their latents encoded in the
+    batch and alone give the same bytes; each file decodes (CompressAI's own decompress) to the refined
     reconstruction; its size is the entropy models' estimate."""
     codec, size = codec_of(architecture)
-    x = sample_crop(size, top=100, left=100)
-    result = LatentRefiner(codec, "ssl", iterations=30, check_every=10, lr=2e-2).refine(x)
-    assert result.best.loss[0] < result.base.loss[0]
-    [stream] = encode(codec, result.y_hat, result.z_hat, (size, size))
-    x_hat, _ = decode(stream, codec_for_id=lambda model_id: codec)
-    assert abs(psnr(x_hat, x) - result.best.psnr[0]) <= 1e-3
-    if architecture in bundled_architectures():
-        assert 8 * len(stream) / size ** 2 == pytest.approx(result.best.bpp[0], rel=0.05)
-    else:  # a briefly trained stand-in codes a few thousand bits: the entropy coder's strings against the
-        # estimate, allowing each string's flush (64 bits) and 10%: its scales fit its latents loosely, and the
-        # coder quantizes them to a table (the estimate uses them as they are)
-        strings = codec.compress(result.y_hat, result.z_hat)[0]
-        bits = 8 * sum(map(len, strings))
-        assert abs(bits - result.best.bpp[0] * size ** 2) <= 0.1 * bits + 64 * len(strings)
+    x = torch.cat([sample_crop(size, top=100, left=100), sample_crop(size, "coffee", top=100, left=100)])
+    result = LatentRefiner(codec, "ssl", iterations=20, check_every=10, lr=2e-2).refine(x)
+    assert all(best < base for best, base in zip(result.best.loss, result.base.loss))
+    streams = encode(codec, result.y_hat, result.z_hat, (size, size))
+    for i, stream in enumerate(streams):
+        z_hat = None if result.z_hat is None else result.z_hat[i:i + 1]
+        assert encode(codec, result.y_hat[i:i + 1], z_hat, (size, size)) == [stream]
+        x_hat, _ = decode(stream, codec_for_id=lambda model_id: codec)
+        assert (x_hat - result.x_hat[i:i + 1]).abs().max() <= DECODE_TOLERANCE
+        assert abs(psnr(x_hat, x[i:i + 1]) - result.best.psnr[i]) <= 1e-3
+        if architecture in bundled_architectures():
+            assert 8 * len(stream) / size ** 2 == pytest.approx(result.best.bpp[i], rel=0.05)
+        else:  # a briefly trained stand-in codes a few thousand bits: the entropy coder's strings against the
+            # estimate, allowing each string's flush (64 bits) and 10%: its scales fit its latents loosely, and the
+            # coder quantizes them to a table (the estimate uses them as they are)
+            strings = codec.compress(result.y_hat, result.z_hat)[i]
+            bits = 8 * sum(map(len, strings))
+            assert abs(bits - result.best.bpp[i] * size ** 2) <= 0.1 * bits + 64 * len(strings)
 
 
 def context_states(codec, crops):

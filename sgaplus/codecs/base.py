@@ -104,10 +104,17 @@ class HyperpriorCodec(ABC):
         """Bits of each image in the batch, (B,), from the entropy models' likelihoods (entropy: what y_latents
         returned with y_hat)."""
 
-    @abstractmethod
     def compress(self, y_hat, z_hat):
         """Entropy code hard latents (y_hat from encoder_y, z_hat on its offsets; None without z): one list of
-        byte strings per image."""
+        byte strings per image, each image coded alone (`compress_image`). The decoder computes an image's entropy
+        parameters for that one image; computed for a batch, a convolution can differ in its last bits, a scale on
+        a boundary of the coder's table then gets another index, and the file decodes to another image."""
+        return [self.compress_image(y_hat[i:i + 1], None if z_hat is None else z_hat[i:i + 1])
+                for i in range(y_hat.shape[0])]
+
+    @abstractmethod
+    def compress_image(self, y_hat, z_hat):
+        """One image's byte strings from its hard latents (batches of one), computed as its decoder computes."""
 
     @abstractmethod
     def decompress(self, strings, z_size):

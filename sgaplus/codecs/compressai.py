@@ -100,12 +100,12 @@ class CompressAIHyperprior(CompressAIAdapter):
         return bottleneck_bits(self.model.entropy_bottleneck, z_hat) + \
             gaussian_bits(self.model.gaussian_conditional, y_hat, scales, means)
 
-    def compress(self, y_hat, z_hat):
+    def compress_image(self, y_hat, z_hat):
         eb, gc = self.model.entropy_bottleneck, self.model.gaussian_conditional
-        z_strings = eb.compress(z_hat)
-        scales, means = self.hyper_synthesis(eb.decompress(z_strings, z_hat.shape[-2:]), y_hat.shape)
-        y_strings = gc.compress(y_hat, gc.build_indexes(scales), means=means)
-        return [[y, z] for y, z in zip(y_strings, z_strings)]
+        [z_string] = eb.compress(z_hat)
+        scales, means = self.hyper_synthesis(eb.decompress([z_string], z_hat.shape[-2:]), y_hat.shape)
+        [y_string] = gc.compress(y_hat, gc.build_indexes(scales), means=means)
+        return [y_string, z_string]
 
     def decompress(self, strings, z_size):
         return self.model.decompress([[strings[0]], [strings[1]]], z_size)["x_hat"]

@@ -155,24 +155,19 @@ class CompressAIContext(CompressAIHyperprior):
             self._cpu_model = copy.deepcopy(self.model).cpu()
         return self._cpu_model
 
-    def compress(self, y_hat, z_hat):
+    def compress_image(self, y_hat, z_hat):
         """The serial encoder on y_hat (from encoder_y, so each symbol is round(y_hat - mean) exactly) with the
         decoder's operations, then CompressAI's rANS coder with its tables."""
         from compressai.ans import BufferedRansEncoder
         model = self._cpu()
-        eb, gc = model.entropy_bottleneck, model.gaussian_conditional
+        gc = model.gaussian_conditional
         y_hat, z_hat = y_hat.cpu(), z_hat.cpu()
-        z_strings = eb.compress(z_hat)
-        tables = (gc.quantized_cdf.tolist(), gc.cdf_length.tolist(), gc.offset.tolist())
-        strings = []
-        for i in range(y_hat.shape[0]):  # one image at a time, as the decoder computes
-            hyper = self.decoder_hyper(model, z_hat[i:i + 1], z_strings[i:i + 1])
-            _, symbols, indexes = self.serial_y(y_hat[i:i + 1], hyper, model, hard=True)
-            encoder = BufferedRansEncoder()
-            encoder.encode_with_indexes(symbols.int().reshape(-1).tolist(), indexes.int().reshape(-1).tolist(),
-                                        *tables)
-            strings.append([encoder.flush(), z_strings[i]])
-        return strings
+        z_strings = model.entropy_bottleneck.compress(z_hat)
+        _, symbols, indexes = self.serial_y(y_hat, self.decoder_hyper(model, z_hat, z_strings), model, hard=True)
+        encoder = BufferedRansEncoder()
+        encoder.encode_with_indexes(symbols.int().reshape(-1).tolist(), indexes.int().reshape(-1).tolist(),
+                                    gc.quantized_cdf.tolist(), gc.cdf_length.tolist(), gc.offset.tolist())
+        return [encoder.flush(), z_strings[0]]
 
     def decompress(self, strings, z_size):
         return self._cpu().decompress([[strings[0]], [strings[1]]], z_size)["x_hat"]

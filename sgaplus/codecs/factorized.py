@@ -28,8 +28,8 @@ class CompressAIFactorized(CompressAIAdapter):
     def bits(self, y_hat, z_hat, entropy):
         return bottleneck_bits(self.model.entropy_bottleneck, y_hat)
 
-    def compress(self, y_hat, z_hat):
-        return [[string] for string in self.model.entropy_bottleneck.compress(y_hat)]
+    def compress_image(self, y_hat, z_hat):
+        return self.model.entropy_bottleneck.compress(y_hat)
 
     def decompress(self, strings, z_size):
         return self.model.decompress([[strings[0]]], z_size)["x_hat"]

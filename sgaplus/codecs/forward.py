@@ -141,14 +141,11 @@ class ForwardCodec(HyperpriorCodec):
     def bits(self, y_hat, z_hat, entropy):
         return sum(-torch.log2(likelihood).flatten(1).sum(dim=1) for likelihood in entropy.likelihoods)
 
-    def compress(self, y_hat, z_hat):
-        images = []
-        for i in range(y_hat.shape[0]):
-            with torch.no_grad(), substituted(self, y_hat[i:i + 1].clone(), z_hat[i:i + 1], Pass()):
-                out = self.model.compress(self._dummy_image(y_hat[i:i + 1]))
-            images.append([strings[0] for strings in out["strings"]])
-            self.shape_ratios = shape_ratios(out["shape"], z_hat.shape[-2:])
-        return images
+    def compress_image(self, y_hat, z_hat):
+        with torch.no_grad(), substituted(self, y_hat.clone(), z_hat, Pass()):
+            out = self.model.compress(self._dummy_image(y_hat))
+        self.shape_ratios = shape_ratios(out["shape"], z_hat.shape[-2:])
+        return [strings[0] for strings in out["strings"]]
 
     def decompress(self, strings, z_size):
         return self.model.decompress([[s] for s in strings], shape_of(self.shape_ratios, z_size))["x_hat"]

@@ -86,9 +86,9 @@ class CompressAILatentCodecs(CompressAIAdapter):
         y_bits = self.node.bits(y_hat, *entropy)
         return y_bits if z_hat is None else y_bits + bottleneck_bits(self.hyper.entropy_bottleneck, z_hat)
 
-    def compress(self, y_hat, z_hat):
+    def compress_image(self, y_hat, z_hat):
         """CompressAI's codecs on the hard latents: z_hat by the entropy bottleneck, y_hat by y's codec given
-        h_s of the decoded z_hat; per image, the strings in the order the model's decompress takes them."""
+        h_s of the decoded z_hat; the strings in the order the model's decompress takes them."""
         if self.hyper is None:
             strings = self.y_codec.compress(y_hat)["strings"]
         else:
@@ -96,7 +96,7 @@ class CompressAILatentCodecs(CompressAIAdapter):
             z_strings = bottleneck.compress(z_hat)
             params = self.hyper_synthesis(bottleneck.decompress(z_strings, z_hat.shape[-2:]), y_hat.shape)
             strings = [*self.y_codec.compress(y_hat, params)["strings"], z_strings]
-        return [[per_image[i] for per_image in strings] for i in range(y_hat.shape[0])]
+        return [string for [string] in strings]
 
     def decompress(self, strings, z_size):
         y_size = tuple(side * self.z_stride // self.y_stride for side in z_size)

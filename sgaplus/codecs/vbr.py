@@ -187,7 +187,7 @@ class CompressAIVbr(CompressAIHyperprior):
         symbols, scales = entropy
         return self.z_bits(z_hat) + gaussian_bits(self.model.gaussian_conditional, symbols, scales, None)
 
-    def compress(self, y_hat, z_hat):
+    def compress_image(self, y_hat, z_hat):
         """z_hat by the entropy bottleneck (with its step), y's symbols (recovered from y_hat) with the scales'
         indexes at the gain: the strings the model's compress writes at this rate."""
         eb, gc = self.model.entropy_bottleneck, self.model.gaussian_conditional
@@ -197,8 +197,8 @@ class CompressAIVbr(CompressAIHyperprior):
             z_decoded = eb.decompress(z_strings, z_hat.shape[-2:], **step)
             scales, means = CompressAIHyperprior.hyper_synthesis(self, z_decoded, y_hat.shape)
             symbols = self.quantizer.recovered_symbols(y_hat, scales, 0 if means is None else means)
-            y_strings = gc.compress(symbols, gc.build_indexes(scales * self.rate.gain))
-        return [[y, z] for y, z in zip(y_strings, z_strings)]
+            [y_string] = gc.compress(symbols, gc.build_indexes(scales * self.rate.gain))
+        return [y_string, *z_strings]
 
     def decompress(self, strings, z_size):
         return self.model.decompress([[strings[0]], [strings[1]]], z_size, **self.rate.decoder_arguments())["x_hat"]
