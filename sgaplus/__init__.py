@@ -17,4 +17,4 @@ __all__ = ["Distortion", "EarlyStopping", "HoldDecaySchedule", "LatentRefiner", 
            "RoundingConfig", "SGARound", "SgaplusError", "TemperatureSchedule", "UsageError", "bitstream",
            "budget_schedule", "codec_for", "load_codec", "load_model_class", "load_shipped_image", "patch",
            "read_rgb", "schedule_preset", "sga_round", "write_png"]
-__version__ = "0.7.0"
+__version__ = "0.8.0"

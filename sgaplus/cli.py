@@ -317,9 +317,9 @@ def cmd_refine(args):
         for number in range(rank, len(batches), world):  # a batch's seed follows its place, not its rank
             batch = batches[number]
             target = None if target_of(args) is None else target_of(args)(batch[0][2].shape[-2:])
-            for _, row, stream in pipeline.refine_batch(batch, codec, refiner, device, args.seed + number, target):
+            for _, row, file in pipeline.refine_batch(batch, codec, refiner, device, args.seed + number, target):
                 pipeline.report_target(row, target)
-                pipeline.write_image_outputs(out, row, stream, codec)
+                pipeline.write_image_outputs(out, row, file)
                 rows.append((order[row["image"]], row))
                 if world == 1:  # what is finished is on disk for --resume
                     pipeline.write_metrics(out, pipeline.in_order(rows), codec, refiner, args, complete=False)
@@ -489,13 +489,13 @@ def cmd_demo(args):
     codec = load_codec(quality=args.quality, **model_of(args)).to(device)
     refiner = _refiner(args, codec)
     start = time.time()
-    [(_, row, stream)] = pipeline.refine_batch([(0, args.image, x)], codec, refiner, device, args.seed)
+    [(_, row, file)] = pipeline.refine_batch([(0, args.image, x)], codec, refiner, device, args.seed)
     print(f"{args.image} {args.crop}x{args.crop} crop, model {codec.model_id} (lambda {refiner.lmbda}), "
           f"{args.method} for {args.iterations} iterations in {time.time() - start:.1f} s on {device}")
     print(pipeline.table([row]))
     gain = 100 * (row["base"]["loss"] - row["refined"]["loss"]) / row["base"]["loss"]
     print(f"true RD loss {row['base']['loss']:.4f} -> {row['refined']['loss']:.4f} ({gain:.1f}% lower); "
-          f"bitstream {len(stream)} bytes")
+          f"bitstream {len(file.stream)} bytes, decoded: {row['file']['psnr']:.3f} dB, loss {row['file']['loss']:.4f}")
     return 0
 
 

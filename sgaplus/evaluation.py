@@ -4,7 +4,6 @@ images of a rate point refine together, in the batches `refine` cuts (pipeline.m
 and what the memory plan lets fit); under torchrun, the (rate point, batch) units are shared among the ranks. The
 finished pairs are kept as they finish (evaluation_pairs.py), and the outputs are written once, from all of them
 (evaluation_curves.py)."""
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -16,15 +15,15 @@ import torch
 
 from . import distributed, evaluation_pairs
 from .codecs import registry
+from .decoded_files import decoded_files, file_metrics
 from .errors import SgaplusError, UsageError
 from .evaluation_curves import write_curves
 from .evaluation_pairs import KINDS
-from .files.bitstream import decode, encode
+from .files.bitstream import encode
 from .files.images import write_atomic
 from .files.loading import bundled_models, load_codec, load_model_class
 from .pipeline import make_batches
 from .refine import memory
-from .refine.distortion import ms_ssim
 
 OUTPUTS = ("base.json", "refined.json", "bd.json", "images.csv", "rd.png", evaluation_pairs.MERGED)
 
@@ -123,19 +122,18 @@ def plan_work(evaluation, done, world):
 
 def code_files(codec, refiner, x, paths, device):
     """Refine (or not) and encode a batch x of same-size images, write their files, decode them: each image's
-    figures (its encoding time: its share of the batch's)."""
+    figures are those of its decoded file (its encoding time: its share of the batch's refinement and encoding)."""
     start = time.perf_counter()
     result = refiner.refine(x.to(device))
     streams = encode(codec, result.y_hat, result.z_hat, x.shape[-2:])
     seconds = (time.perf_counter() - start) / len(streams)
+    files = decoded_files(codec, streams, result.x_hat, [path.name for path in paths])
     figures = []
-    for i, (path, stream) in enumerate(zip(paths, streams)):
-        write_atomic(path, stream)
-        x_hat = decode(stream, lambda model_id: codec)[0].cpu()
-        similarity = (ms_ssim(x_hat, x[i:i + 1]) or [None])[0]
-        figures.append({"bpp": 8 * len(stream) / (x.shape[-2] * x.shape[-1]),
-                        "psnr": 10 * math.log10(1 / max(((x_hat - x[i:i + 1]) ** 2).mean().item(), 1e-12)),
-                        "ms_ssim": similarity, "encoding_time": seconds, "loss": result.best.loss[i]})
+    for i, (path, file) in enumerate(zip(paths, files)):
+        write_atomic(path, file.stream)
+        figure = file_metrics(file, x[i:i + 1], refiner.distortion, result.lmbda[i])
+        figures.append({**{key: figure[key] for key in ("bpp", "psnr", "ms_ssim", "loss")},
+                        "encoding_time": seconds})
     return figures
 
 

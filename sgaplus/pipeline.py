@@ -10,8 +10,9 @@ from pathlib import Path
 
 import torch
 
+from .decoded_files import decoded_files, file_metrics
 from .errors import UsageError
-from .files.bitstream import decode, encode
+from .files.bitstream import encode
 from .files.images import write_atomic, write_png
 from .files.loading import DEFAULT_BUNDLED_ARCHITECTURE, bundled_models, load_codec
 from .refine.distortion import ms_ssim, ms_ssim_db
@@ -21,6 +22,7 @@ from .refine.target import RateTarget
 TARGET_TOLERANCE = 0.02  # a target-size file is reported as missed beyond this relative error
 
 FIELDS = ("loss", "bpp", "psnr", "mse", "ms_ssim", "ms_ssim_db", "distortion")
+KINDS = ("base", "refined", "file")  # a row's figures: the refiner's of both latents, the decoded file's
 OUTPUT_SUFFIXES = (".bin", ".png")
 
 
@@ -78,20 +80,19 @@ def finished_rows(out, sources, settings):
         changed = ", ".join(k for k in settings if before.get(k) != settings[k])
         raise UsageError(f"cannot resume: the run in {out} used other settings ({changed}); use another --out")
     stems = {p.stem for p in sources}
-    return {stem: row for stem, row in rows.items()
-            if stem in stems and all(target.exists() for target in output_paths(out, [stem]))}
+    return {stem: row for stem, row in rows.items()  # a row without "file": written before files were decoded
+            if stem in stems and "file" in row and all(target.exists() for target in output_paths(out, [stem]))}
 
 
-def write_image_outputs(out, row, stream, codec):
-    """NAME.bin and NAME.png (what the decoder reads back from it), both or neither: an interrupt between the two
-    removes the first."""
+def write_image_outputs(out, row, file):
+    """NAME.bin and NAME.png (what the decoder read back from it, decoded_files.DecodedFile), both or neither: an
+    interrupt between the two removes the first."""
     stem = Path(row["image"]).stem
     written = []
     try:
-        write_atomic(out / f"{stem}.bin", stream)
+        write_atomic(out / f"{stem}.bin", file.stream)
         written.append(out / f"{stem}.bin")
-        x_hat, _ = decode(stream, lambda model_id: codec)
-        write_png(out / f"{stem}.png", x_hat)
+        write_png(out / f"{stem}.png", file.x_hat)
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
@@ -181,8 +182,11 @@ def missed_targets(rows):
 
 
 def refine_batch(batch, codec, refiner, device, seed, target_file_bpp=None):
-    """Refine one batch; a (input index, metrics row, bitstream bytes) per image. With target_file_bpp, the
-    refiner's rate target is set per image so that the file (not only the estimate) lands on it."""
+    """Refine one batch; a (input index, metrics row, decoded_files.DecodedFile) per image. The row's "base" and
+    "refined" are the refiner's figures (bpp: the entropy models' estimate), its "file" those of what the decoder
+    makes of the file written (DecodeMismatch, naming the image, where that is not the refiner's reconstruction).
+    With target_file_bpp, the refiner's rate target is set per image so that the file (not only the estimate) lands
+    on it."""
     size = tuple(batch[0][2].shape[-2:])
     x = torch.cat([x for _, _, x in batch]).to(device)
     if target_file_bpp is not None:
@@ -191,16 +195,19 @@ def refine_batch(batch, codec, refiner, device, seed, target_file_bpp=None):
         if min(goal) <= 0:
             raise UsageError(f"--target: {target_file_bpp:.4f} bpp is below the file's own overhead")
         refiner.target = RateTarget(goal, tolerance=TARGET_TOLERANCE / 2)
-    result = refiner.refine(x, seed=seed, names=[Path(name).name for _, name, _ in batch])
-    streams = encode(codec, result.y_hat, result.z_hat, size)
+    names = [Path(name).name for _, name, _ in batch]
+    result = refiner.refine(x, seed=seed, names=names)
+    files = decoded_files(codec, encode(codec, result.y_hat, result.z_hat, size), result.x_hat, names)
     base, refined = (with_ms_ssim(metrics, x_hat, x) for metrics, x_hat in ((result.base, result.base_x_hat),
                                                                              (result.best, result.x_hat)))
     return [(index, {"image": name, "height": size[0], "width": size[1], "base": base[i],
-                     "refined": refined[i], "best_step": result.best_step[i],
+                     "refined": refined[i], "file": file_metrics(files[i], x[i:i + 1], refiner.distortion,
+                                                                 result.lmbda[i]),
+                     "best_step": result.best_step[i],
                      "nonfinite_step": result.nonfinite_step[i], "stopped_step": result.stopped_step[i],
-                     "lmbda": result.lmbda[i],
-                     "file_bytes": len(streams[i]),
-                     "file_bpp": 8 * len(streams[i]) / (size[0] * size[1])}, streams[i])
+                     "lmbda": result.lmbda[i], "decode_gap": files[i].gap,
+                     "file_bytes": len(files[i].stream),
+                     "file_bpp": 8 * len(files[i].stream) / (size[0] * size[1])}, files[i])
             for i, (index, name, _) in enumerate(batch)]
 
 
@@ -231,14 +238,17 @@ def _decibels(value):
 
 
 def table(rows):
+    """The terminal's table: the refiner's figures of the unrefined and the refined latents (bpp: the entropy
+    models' estimate), and those of the file written, as its decoder reads it back."""
     lines = [f"{'image':24s} {'base bpp':>9s} {'psnr':>7s} {'ms-ssim':>7s} {'loss':>8s} | {'refined bpp':>11s} "
-             f"{'psnr':>7s} {'ms-ssim':>7s} {'loss':>8s} | {'file bpp':>8s}"]
+             f"{'psnr':>7s} {'ms-ssim':>7s} {'loss':>8s} | {'file bpp':>8s} {'psnr':>7s} {'ms-ssim':>7s} {'loss':>8s}"]
     for r in rows:
-        b, f = r["base"], r["refined"]
-        lines.append(f"{Path(r['image']).name[:24]:24s} {b['bpp']:9.4f} {b['psnr']:7.3f} {_decibels(b['ms_ssim_db'])} "
-                     f"{b['loss']:8.4f} | {f['bpp']:11.4f} {f['psnr']:7.3f} {_decibels(f['ms_ssim_db'])} "
-                     f"{f['loss']:8.4f} | {r['file_bpp']:8.4f}")
-    lines.append("(psnr and ms-ssim in dB; ms-ssim needs sides of 161 pixels or more)")
+        cells = [f"{m['psnr']:7.3f} {_decibels(m['ms_ssim_db'])} {m['loss']:8.4f}"
+                 for m in (r["base"], r["refined"], r["file"])]
+        lines.append(f"{Path(r['image']).name[:24]:24s} {r['base']['bpp']:9.4f} {cells[0]} | "
+                     f"{r['refined']['bpp']:11.4f} {cells[1]} | {r['file']['bpp']:8.4f} {cells[2]}")
+    lines.append("(psnr and ms-ssim in dB; ms-ssim needs sides of 161 pixels or more; bpp: the entropy models' "
+                 "estimate, file bpp: the file's bytes; the file's figures are what its decoder reads back)")
     return "\n".join(lines)
 
 
@@ -248,13 +258,12 @@ def write_metrics(out, rows, codec, refiner, args, complete=True):
                "method": args.method, "classes": args.classes,
                "iterations": args.iterations, "settings": run_settings(args), "complete": complete, "images": rows,
                "average": {"base": averages(rows, "base"), "refined": averages(rows, "refined"),
-                           "file_bpp": sum(r["file_bpp"] for r in rows) / len(rows)}}
+                           "file": averages(rows, "file"), "file_bpp": sum(r["file_bpp"] for r in rows) / len(rows)}}
     write_json(out / "metrics.json", summary)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["image", "width", "height"] + [f"{k}_{f}" for k in ("base", "refined") for f in FIELDS]
-                    + ["file_bytes", "file_bpp"])
+    writer.writerow(["image", "width", "height"] + [f"{k}_{f}" for k in KINDS for f in FIELDS] + ["file_bytes"])
     for r in rows:
-        writer.writerow([r["image"], r["width"], r["height"]] + [r[k][f] for k in ("base", "refined") for f in FIELDS]
-                        + [r["file_bytes"], r["file_bpp"]])
+        writer.writerow([r["image"], r["width"], r["height"]] + [r[k][f] for k in KINDS for f in FIELDS]
+                        + [r["file_bytes"]])
     write_atomic(out / "metrics.csv", buffer.getvalue().encode())

@@ -17,6 +17,7 @@ import weakref
 
 import torch
 
+from ..decoded_files import check_decoded
 from ..errors import ModelError, UsageError
 from ..files.loading import codec_for
 from ..refine.distortion import objective_for
@@ -129,6 +130,9 @@ class ModelRefinement:
                 result = self.refiner.refine(x.clone())
             with torch.no_grad():
                 images = self.codec.compress(result.y_hat, result.z_hat)
+                for i, strings in enumerate(images):  # no strings returned unread
+                    decoded = self.codec.decompress(strings, self.codec.z_size(x.shape[-2:]))
+                    check_decoded(f"{name}.compress, image {i} of the batch", decoded, result.x_hat[i:i + 1])
         if not (isinstance(template, dict) and len(template.get("strings", ())) == len(images[0])):
             raise ModelError(f"sgaplus.patch: {name}.compress returns no 'strings' of {len(images[0])} lists, one "
                              f"per coded latent: its adapter's strings cannot take their place")
