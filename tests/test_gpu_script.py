@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_the_dry_run_runs_every_stage_within_its_limit_and_delivers_the_files(tmp_path):
     out, results = tmp_path / "out", tmp_path / "results"
     out.mkdir()
-    env = dict(os.environ, OUT=str(out), GPU_RESULTS=str(results), GPU_LIMIT_TESTS="1")
+    env = dict(os.environ, OUT=str(out), GPU_RESULTS=str(results), GPU_LIMIT_TESTS="1", PYTHON=sys.executable)
     run = subprocess.run(["bash", str(ROOT / "tools" / "gpu.sh"), "--dry-run"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=900)
     assert run.returncode == 1, run.stderr[-2000:]  # the stage stopped at its limit fails the call

@@ -19,7 +19,7 @@
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_34_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
 #     -d .whl compressai==1.2.8 pytorch-msssim==1.0.0
-# Limits can be changed per stage: GPU_LIMIT_TESTS=200 bash tools/gpu.sh
+# Limits can be changed per stage: GPU_LIMIT_TESTS=200 bash tools/gpu.sh; PYTHON=/path/to/python picks the interpreter.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 case "$*" in
@@ -34,9 +34,10 @@ stages="$results/gpu-stages.jsonl"
 : > "$log"
 : > "$stages"
 export PYTHONUNBUFFERED=1
+python=${PYTHON:-python3}  # the interpreter every stage runs (the tests pass their own)
 
 deliver() {  # the stages' files to $OUT (the device call brings back what is there)
-  python3 - "$results" "$stages" <<'EOF'
+  "$python" - "$results" "$stages" <<'EOF'
 import json, sys
 from pathlib import Path
 results, lines = Path(sys.argv[1]), Path(sys.argv[2]).read_text().splitlines()
@@ -67,11 +68,11 @@ stage() {  # stage NAME LIMIT COMMAND...: run under its limit, record status and
 
 if [ $dry -eq 0 ]; then
   if compgen -G ".whl/*.whl" > /dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
       || exit 1
     export PYTHONPATH=/tmp/site
   fi
-  python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . || exit 1
+  "$python" -m pip install -q --no-index --no-deps --no-build-isolation -e . || exit 1
   device=cuda
   op_args=(-k "test_speed and (ssl-2 or linear-3)")
   step_args=(-k test_refinement_step)
@@ -86,7 +87,7 @@ else  # the same stages on the CPU, sized to take seconds
     --threads 1)
 fi
 
-stage env "${GPU_LIMIT_ENV:-20}" python3 -c "
+stage env "${GPU_LIMIT_ENV:-20}" "$python" -c "
 import datetime, json, pathlib, subprocess, sys, torch, triton
 driver = subprocess.run(['nvidia-smi', '--query-gpu=driver_version', '--format=csv,noheader'], capture_output=True,
                         text=True).stdout.strip() if torch.cuda.is_available() else None
@@ -95,12 +96,12 @@ pathlib.Path(sys.argv[1]).write_text(json.dumps({
     'torch': torch.__version__, 'triton': triton.__version__, 'python': sys.version.split()[0],
     'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}))
 " "$results/gpu-env.json"
-stage tests "${GPU_LIMIT_TESTS:-145}" python3 -m pytest -q -p no:cacheprovider -m cuda tests
-stage op "${GPU_LIMIT_OP:-125}" python3 bench/run.py "${op_args[@]}" --out "$results"
-stage step "${GPU_LIMIT_STEP:-55}" python3 bench/run.py "${step_args[@]}" --merge --no-roofline --no-memory \
+stage tests "${GPU_LIMIT_TESTS:-145}" "$python" -m pytest -q -p no:cacheprovider -m cuda tests
+stage op "${GPU_LIMIT_OP:-125}" "$python" bench/run.py "${op_args[@]}" --out "$results"
+stage step "${GPU_LIMIT_STEP:-55}" "$python" bench/run.py "${step_args[@]}" --merge --no-roofline --no-memory \
   --out "$results"
-stage throughput "${GPU_LIMIT_THROUGHPUT:-85}" python3 bench/refine_throughput.py "${throughput_args[@]}" \
+stage throughput "${GPU_LIMIT_THROUGHPUT:-85}" "$python" bench/refine_throughput.py "${throughput_args[@]}" \
   --device "$device" --out "$results"
-stage evaluate "${GPU_LIMIT_EVALUATE:-50}" python3 bench/evaluate_throughput.py "${evaluate_args[@]}" --json-only \
+stage evaluate "${GPU_LIMIT_EVALUATE:-50}" "$python" bench/evaluate_throughput.py "${evaluate_args[@]}" --json-only \
   --device "$device" --out "$results"
 exit $status
