@@ -1,12 +1,14 @@
 """Fused SGA+ rounding: forward and backward kernels for two and three classes, and their launchers.
 
-A program handles BLOCK elements of the flattened (contiguous) input as a (BLOCK // G, G) tile, 64-bit
-flat indices. One Philox call (counter = flat index // G) gives four 32-bit words: the G elements of a
-tile row share it, each taking its own words (two classes: G = 4, one word each; three classes: G = 2,
-two words each). The backward draws the same words again instead of reading them, so the autograd
-graph keeps only y (and means). seed (int64) and tau are 0-d tensors on the input's device that the
-kernels load: nothing is read on the host, so a CUDA graph captures the launches and replays them
-with new values.
+The flattened (contiguous) input is cut in rows, one per seed: seed is a 0-d int64 tensor (one row, all of
+the input) or a (batch,) one (row b: the b-th of the input's first dimension). A program handles BLOCK
+elements of one row as a (BLOCK // G, G) tile, 64-bit indices. One Philox call, keyed by the row's seed with
+counter = offset within the row // G, gives four 32-bit words: the G elements of a tile row share it, each
+taking its own words (two classes: G = 4, one word each; three classes: G = 2, two words each). So a row's
+noise is a function of (its seed, the offset within it) alone: the same as that row rounded alone with its
+seed. The backward draws the same words again instead of reading them, so the autograd graph keeps only y
+(and means). The seeds and tau are tensors on the input's device that the kernels load: nothing is read on
+the host, so a CUDA graph captures the launches and replays them with new values.
 
 Noise in distribution (docs/rounding.md, "Noise"): two classes add one Logistic(0, 1) sample
 log(u / (1 - u)) to the logit gap; three classes add -log of the spacings of two sorted uniforms.
@@ -31,19 +33,22 @@ THREE_CLASS_G = tl.constexpr(constants.ELEMENTS_PER_PHILOX[3])
 
 
 @triton.jit
-def _scalars(tau_ptr, seed_ptr):
-    """1 / tau (each element multiplies by it instead of dividing twice) and the seed."""
-    return 1.0 / tl.load(tau_ptr).to(tl.float32), tl.load(seed_ptr)
+def _inv_tau(tau_ptr):
+    """1 / tau (each element multiplies by it instead of dividing twice)."""
+    return 1.0 / tl.load(tau_ptr).to(tl.float32)
 
 
 @triton.jit
-def _tile(n_elements, BLOCK: tl.constexpr, G: tl.constexpr):
-    """Philox counters of this program's tile rows, the (BLOCK // G, G) flat indices, their mask, and the
-    column of each element within its row."""
-    rows = tl.program_id(0).to(tl.int64) * (BLOCK // G) + tl.arange(0, BLOCK // G)
+def _tile(seed_ptr, row_numel, BLOCK: tl.constexpr, G: tl.constexpr):
+    """This program's tile of its row: the row's seed, the Philox counters of the tile rows, the (BLOCK // G, G)
+    flat indices, their mask, and the column of each element within its tile row."""
+    blocks_per_row = tl.cdiv(row_numel, BLOCK)
+    program = tl.program_id(0).to(tl.int64)
+    row = program // blocks_per_row
+    counters = (program - row * blocks_per_row) * (BLOCK // G) + tl.arange(0, BLOCK // G)
     col = tl.arange(0, G)[None, :]
-    idx = rows[:, None] * G + col
-    return rows, idx, idx < n_elements, col
+    offsets = counters[:, None] * G + col
+    return tl.load(seed_ptr + row), counters, row * row_numel + offsets, offsets < row_numel, col
 
 
 @triton.jit
@@ -144,11 +149,11 @@ def _store_grads(grad_out_ptr, grad_y_ptr, grad_means_ptr, idx, mask, dv, MEANS_
         tl.store(grad_means_ptr + idx, (go - grad_y).to(grad_means_ptr.dtype.element_ty), mask=mask)
 
 
-@triton.jit(do_not_specialize=["n_elements"])
-def two_class_forward_kernel(y_ptr, means_ptr, out_ptr, n_elements, tau_ptr, a, seed_ptr, METHOD: tl.constexpr,
+@triton.jit(do_not_specialize=["row_numel"])
+def two_class_forward_kernel(y_ptr, means_ptr, out_ptr, row_numel, tau_ptr, a, seed_ptr, METHOD: tl.constexpr,
                              HAS_MEANS: tl.constexpr, HARD: tl.constexpr, BLOCK: tl.constexpr):
-    inv_tau, seed = _scalars(tau_ptr, seed_ptr)
-    rows, idx, mask, col = _tile(n_elements, BLOCK, TWO_CLASS_G)
+    inv_tau = _inv_tau(tau_ptr)
+    seed, rows, idx, mask, col = _tile(seed_ptr, row_numel, BLOCK, TWO_CLASS_G)
     v, mu = _load_v(y_ptr, means_ptr, idx, mask, HAS_MEANS)
     lo, hi, x, _ = _two_class_logit(v, _two_class_uniform(seed, rows, col), inv_tau, a, METHOD)
     if HARD:
@@ -158,12 +163,12 @@ def two_class_forward_kernel(y_ptr, means_ptr, out_ptr, n_elements, tau_ptr, a, 
     tl.store(out_ptr + idx, (out + mu).to(out_ptr.dtype.element_ty), mask=mask)
 
 
-@triton.jit(do_not_specialize=["n_elements"])
-def two_class_backward_kernel(y_ptr, means_ptr, grad_out_ptr, grad_y_ptr, grad_means_ptr, n_elements, tau_ptr, a,
+@triton.jit(do_not_specialize=["row_numel"])
+def two_class_backward_kernel(y_ptr, means_ptr, grad_out_ptr, grad_y_ptr, grad_means_ptr, row_numel, tau_ptr, a,
                               seed_ptr, METHOD: tl.constexpr, HAS_MEANS: tl.constexpr, MEANS_GRAD: tl.constexpr,
                               BLOCK: tl.constexpr):
-    inv_tau, seed = _scalars(tau_ptr, seed_ptr)
-    rows, idx, mask, col = _tile(n_elements, BLOCK, TWO_CLASS_G)
+    inv_tau = _inv_tau(tau_ptr)
+    seed, rows, idx, mask, col = _tile(seed_ptr, row_numel, BLOCK, TWO_CLASS_G)
     v, _ = _load_v(y_ptr, means_ptr, idx, mask, HAS_MEANS)
     lo, hi, x, dx = _two_class_logit(v, _two_class_uniform(seed, rows, col), inv_tau, a, METHOD)
     w_up = fast_sigmoid(x)
@@ -171,12 +176,12 @@ def two_class_backward_kernel(y_ptr, means_ptr, grad_out_ptr, grad_y_ptr, grad_m
     _store_grads(grad_out_ptr, grad_y_ptr, grad_means_ptr, idx, mask, dv, MEANS_GRAD)
 
 
-@triton.jit(do_not_specialize=["n_elements"])
-def three_class_forward_kernel(y_ptr, means_ptr, out_ptr, n_elements, tau_ptr, r, n, a, seed_ptr,
+@triton.jit(do_not_specialize=["row_numel"])
+def three_class_forward_kernel(y_ptr, means_ptr, out_ptr, row_numel, tau_ptr, r, n, a, seed_ptr,
                                METHOD: tl.constexpr, HAS_MEANS: tl.constexpr, HARD: tl.constexpr,
                                BLOCK: tl.constexpr):
-    inv_tau, seed = _scalars(tau_ptr, seed_ptr)
-    rows, idx, mask, col = _tile(n_elements, BLOCK, THREE_CLASS_G)
+    inv_tau = _inv_tau(tau_ptr)
+    seed, rows, idx, mask, col = _tile(seed_ptr, row_numel, BLOCK, THREE_CLASS_G)
     v, mu = _load_v(y_ptr, means_ptr, idx, mask, HAS_MEANS)
     u_a, u_b = _three_class_uniforms(seed, rows, col)
     c, z0, z1, z2, _, _, _ = _three_class_logits(v, u_a, u_b, inv_tau, r, n, a, METHOD)
@@ -189,12 +194,12 @@ def three_class_forward_kernel(y_ptr, means_ptr, out_ptr, n_elements, tau_ptr, r
     tl.store(out_ptr + idx, (out + mu).to(out_ptr.dtype.element_ty), mask=mask)
 
 
-@triton.jit(do_not_specialize=["n_elements"])
-def three_class_backward_kernel(y_ptr, means_ptr, grad_out_ptr, grad_y_ptr, grad_means_ptr, n_elements, tau_ptr,
+@triton.jit(do_not_specialize=["row_numel"])
+def three_class_backward_kernel(y_ptr, means_ptr, grad_out_ptr, grad_y_ptr, grad_means_ptr, row_numel, tau_ptr,
                                 r, n, a, seed_ptr, METHOD: tl.constexpr, HAS_MEANS: tl.constexpr,
                                 MEANS_GRAD: tl.constexpr, BLOCK: tl.constexpr):
-    inv_tau, seed = _scalars(tau_ptr, seed_ptr)
-    rows, idx, mask, col = _tile(n_elements, BLOCK, THREE_CLASS_G)
+    inv_tau = _inv_tau(tau_ptr)
+    seed, rows, idx, mask, col = _tile(seed_ptr, row_numel, BLOCK, THREE_CLASS_G)
     v, _ = _load_v(y_ptr, means_ptr, idx, mask, HAS_MEANS)
     u_a, u_b = _three_class_uniforms(seed, rows, col)
     _, z0, z1, z2, dz0, dz1, dz2 = _three_class_logits(v, u_a, u_b, inv_tau, r, n, a, METHOD)
@@ -205,15 +210,14 @@ def three_class_backward_kernel(y_ptr, means_ptr, grad_out_ptr, grad_y_ptr, grad
     _store_grads(grad_out_ptr, grad_y_ptr, grad_means_ptr, idx, mask, dv, MEANS_GRAD)
 
 
-@triton.jit(do_not_specialize=["n_elements"])
-def uniforms_kernel(out_ptr, n_elements, seed_ptr, CLASSES: tl.constexpr, BLOCK: tl.constexpr):
+@triton.jit(do_not_specialize=["row_numel"])
+def uniforms_kernel(out_ptr, row_numel, seed_ptr, CLASSES: tl.constexpr, BLOCK: tl.constexpr):
     """The uniforms the rounding kernels draw: (n, 1) for two classes, (n, 2) for three (for tests)."""
-    seed = tl.load(seed_ptr)
     if CLASSES == 2:
-        rows, idx, mask, col = _tile(n_elements, BLOCK, TWO_CLASS_G)
+        seed, rows, idx, mask, col = _tile(seed_ptr, row_numel, BLOCK, TWO_CLASS_G)
         tl.store(out_ptr + idx, _two_class_uniform(seed, rows, col), mask=mask)
     else:
-        rows, idx, mask, col = _tile(n_elements, BLOCK, THREE_CLASS_G)
+        seed, rows, idx, mask, col = _tile(seed_ptr, row_numel, BLOCK, THREE_CLASS_G)
         u_a, u_b = _three_class_uniforms(seed, rows, col)
         tl.store(out_ptr + idx * 2, u_a, mask=mask)
         tl.store(out_ptr + idx * 2 + 1, u_b, mask=mask)
@@ -224,26 +228,28 @@ def _scalar(value):
     return 0.0 if value is None else value
 
 
-def _grid(n_elements, block):
-    return (triton.cdiv(n_elements, block),)
+def _rows(y, seed, block):
+    """(grid, elements per row) of a launch over y: a row per seed, cdiv(row, block) programs each."""
+    row_numel = y.numel() // seed.numel()
+    return (seed.numel() * triton.cdiv(row_numel, block),), row_numel
 
 
 def forward(y, means, tau, seed, cfg, block=BLOCK, num_warps=NUM_WARPS):
     """y~ for contiguous y (and means of y's shape, or None); tau and seed are 0-d tensors on y's
-    device (float, int64); cfg is a RoundingConfig. block and num_warps: the launch configuration
-    (bench/run.py sweeps them)."""
+    device (float, int64; or a seed per row of y's first dimension); cfg is a RoundingConfig. block and
+    num_warps: the launch configuration (bench/run.py sweeps them)."""
     out = torch.empty_like(y)
-    n_elements = y.numel()
-    if n_elements == 0:
+    if y.numel() == 0:
         return out
+    grid, row_numel = _rows(y, seed, block)
     means_arg = y if means is None else means  # never read without HAS_MEANS
     if cfg.classes == 2:
-        two_class_forward_kernel[_grid(n_elements, block)](
-            y, means_arg, out, n_elements, tau, _scalar(cfg.a), seed, METHOD=cfg.method_id,
+        two_class_forward_kernel[grid](
+            y, means_arg, out, row_numel, tau, _scalar(cfg.a), seed, METHOD=cfg.method_id,
             HAS_MEANS=means is not None, HARD=cfg.hard, BLOCK=block, num_warps=num_warps)
     else:
-        three_class_forward_kernel[_grid(n_elements, block)](
-            y, means_arg, out, n_elements, tau, cfg.r, cfg.n, _scalar(cfg.a), seed, METHOD=cfg.method_id,
+        three_class_forward_kernel[grid](
+            y, means_arg, out, row_numel, tau, cfg.r, cfg.n, _scalar(cfg.a), seed, METHOD=cfg.method_id,
             HAS_MEANS=means is not None, HARD=cfg.hard, BLOCK=block, num_warps=num_warps)
     return out
 
@@ -253,19 +259,19 @@ def backward(y, means, grad_out, tau, seed, cfg, means_grad=True, block=BLOCK, n
     written only when means_grad."""
     grad_y = torch.empty_like(y)
     grad_means = torch.empty_like(means) if means is not None and means_grad else None
-    n_elements = y.numel()
-    if n_elements == 0:
+    if y.numel() == 0:
         return grad_y, grad_means
+    grid, row_numel = _rows(y, seed, block)
     means_arg = y if means is None else means
     grad_means_arg = grad_y if grad_means is None else grad_means  # never written without MEANS_GRAD
     if cfg.classes == 2:
-        two_class_backward_kernel[_grid(n_elements, block)](
-            y, means_arg, grad_out, grad_y, grad_means_arg, n_elements, tau, _scalar(cfg.a), seed,
+        two_class_backward_kernel[grid](
+            y, means_arg, grad_out, grad_y, grad_means_arg, row_numel, tau, _scalar(cfg.a), seed,
             METHOD=cfg.method_id, HAS_MEANS=means is not None, MEANS_GRAD=grad_means is not None, BLOCK=block,
             num_warps=num_warps)
     else:
-        three_class_backward_kernel[_grid(n_elements, block)](
-            y, means_arg, grad_out, grad_y, grad_means_arg, n_elements, tau, cfg.r, cfg.n, _scalar(cfg.a), seed,
+        three_class_backward_kernel[grid](
+            y, means_arg, grad_out, grad_y, grad_means_arg, row_numel, tau, cfg.r, cfg.n, _scalar(cfg.a), seed,
             METHOD=cfg.method_id, HAS_MEANS=means is not None, MEANS_GRAD=grad_means is not None, BLOCK=block,
             num_warps=num_warps)
     return grad_y, grad_means
@@ -276,5 +282,5 @@ def uniforms(seed, n_elements, classes, device):
     out = torch.empty(n_elements, classes - 1, dtype=torch.float32, device=device)
     if n_elements:
         seed = torch.full((), seed, dtype=torch.int64, device=device)
-        uniforms_kernel[_grid(n_elements, BLOCK)](out, n_elements, seed, CLASSES=classes, BLOCK=BLOCK)
+        uniforms_kernel[(triton.cdiv(n_elements, BLOCK),)](out, n_elements, seed, CLASSES=classes, BLOCK=BLOCK)
     return out

@@ -147,3 +147,87 @@ def test_hard_rounding_samples_softmax_of_logits(backend, classes, method, value
     observed = torch.stack([(out == c).sum() for c in candidates.float()]).double()
     assert observed.sum() == N_DRAWS, "every output is one of the classes"
     assert chisquare(observed.numpy(), expected.numpy()).pvalue > 1e-3
+
+
+# noise per row: a (batch,) seed keys row b's noise by (seed[b], offset within row b) (docs/op.md, "Noise per row")
+ROW_SHAPE = (3, 5, 7)  # 35 elements a row: not a multiple of a Philox call's elements, so calls would straddle rows
+
+
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+@pytest.mark.parametrize("classes,method", [(2, "ssl"), (3, "linear")])
+def test_a_seed_per_row_is_the_op_row_by_row(backend, classes, method, device):
+    """Forward (soft and hard) and backward with a seed per row equal the op run on each row alone with its seed."""
+    torch.manual_seed(0)
+    y = (torch.randn(ROW_SHAPE, device=device) * 3).requires_grad_()
+    means = torch.randn(ROW_SHAPE, device=device).requires_grad_()
+    seeds = torch.tensor([5, 2 ** 40 + 3, 5], device=device)
+    for hard in (False, True):
+        out = sgaplus.sga_round(y, 0.6, method, classes, means=means, hard=hard, seed=seeds, backend=backend)
+        grads = torch.autograd.grad(out.sum(), (y, means))
+        for b in range(ROW_SHAPE[0]):
+            row = sgaplus.sga_round(y[b:b + 1], 0.6, method, classes, means=means[b:b + 1], hard=hard,
+                                    seed=int(seeds[b]), backend=backend)
+            row_grads = torch.autograd.grad(row.sum(), (y, means))
+            assert torch.equal(out[b], row[0]), (hard, b)
+            assert torch.equal(grads[0][b], row_grads[0][b]) and torch.equal(grads[1][b], row_grads[1][b]), (hard, b)
+    # rows 0 and 2 share a seed and their offsets, so their noise: equal values round alike
+    same = torch.full(ROW_SHAPE, 0.4, device=device)
+    out = sgaplus.sga_round(same, 0.6, method, classes, seed=seeds, backend=backend)
+    assert torch.equal(out[0], out[2]) and not torch.equal(out[0], out[1])
+
+
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+def test_a_seed_per_row_gives_the_reference_with_each_rows_own_noise(backend, device):
+    """The backward redraws each row's forward noise: the op's output and gradient are the reference's fed the
+    noise the backend draws for each row's seed alone."""
+    cfg = RoundingConfig("ssl", 2)
+    torch.manual_seed(1)
+    y = (torch.randn(ROW_SHAPE, device=device) * 3).double().cpu()
+    seeds = [11, 12, 13]
+    row_numel = y[0].numel()
+    noise = torch.stack([backend_noise_rows(backend, s, row_numel, device) for s in seeds]).view(*ROW_SHAPE, 2)
+    leaf = y.clone().requires_grad_()
+    expected = sga_round_reference(leaf, 0.6, cfg, noise=noise)
+    (expected_grad,) = torch.autograd.grad(expected.sum(), leaf)
+    ours_leaf = y.float().to(device).requires_grad_()
+    ours = sgaplus.sga_round(ours_leaf, 0.6, seed=torch.tensor(seeds, device=device), backend=backend)
+    (ours_grad,) = torch.autograd.grad(ours.sum(), ours_leaf)
+    torch.testing.assert_close(ours.cpu().double(), expected, atol=2e-4, rtol=1e-4)
+    torch.testing.assert_close(ours_grad.cpu().double(), expected_grad, atol=2e-3, rtol=2e-3)
+
+
+def backend_noise_rows(backend, seed, n_elements, device):
+    """The two-class logit noise (n_elements, 2), float64, the backend adds for `seed` alone."""
+    return logit_noise(backend_uniforms(backend, seed, n_elements, 2, device).double().cpu(), 2)
+
+
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+@pytest.mark.parametrize("classes,method", [(2, "ssl"), (3, "linear")])
+def test_each_row_has_the_law_and_rows_are_independent(backend, classes, method, device):
+    """Each row of a per-row-seeded call has the Gumbel formulation's law (KS), and two rows' outputs are
+    uncorrelated."""
+    cfg = RoundingConfig(method, classes)
+    value, tau, rows = VALUES[classes][0], 0.7, 4
+    y = torch.full((rows, N_DRAWS // 4), value, device=device)
+    out = sgaplus.sga_round(y, tau, method, classes, seed=torch.tensor([3, 4, 5, 6], device=device),
+                            backend=backend).cpu().double()
+    theirs = gumbel_formulation_samples(value, tau, cfg, N_DRAWS // 4, seed=29)
+    for b in range(rows):
+        assert ks_2samp(out[b].numpy(), theirs.numpy()).pvalue > 1e-3, b
+    correlation = torch.corrcoef(out)[~torch.eye(rows, dtype=torch.bool)].abs().max().item()
+    assert correlation < 5 / (N_DRAWS // 4) ** 0.5, correlation
+
+
+def test_the_reference_keys_its_noise_per_row_too():
+    y = torch.randn(ROW_SHAPE, dtype=torch.float64) * 3
+    cfg = RoundingConfig("ssl", 2)
+    out = sga_round_reference(y, 0.6, cfg, seed=[1, 2, 3])
+    for b in range(ROW_SHAPE[0]):
+        assert torch.equal(out[b], sga_round_reference(y[b], 0.6, cfg, seed=b + 1))
+
+
+def test_a_seed_of_the_wrong_shape_is_refused():
+    y = torch.zeros(ROW_SHAPE)
+    for seed in (torch.tensor([1, 2]), torch.zeros(3, 1, dtype=torch.int64)):
+        with pytest.raises(ValueError, match="one per row of y"):
+            sgaplus.sga_round(y, 0.5, seed=seed)

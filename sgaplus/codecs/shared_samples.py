@@ -5,20 +5,22 @@ relaxation").
 Every rounding the generic adapter replaces hands its centred value v (value minus the centre it is rounded
 around) to `SharedSamples`. The sample of v is keyed by v's bits: the first rounding of a pass that meets a value
 draws its sample with the refiner's own rounding (its method, classes, temperature and noise: the op's noise,
-keyed by the call's seed and the element's position in that call); every later rounding in the pass of a value
-with the same bits takes that sample, through autograd, so the gradient of every path reaches y (through the
-graph of the path that drew it, which computes the same function of the same latent and centre). Within a pass
-the sample is thus a function of (v, the step's seed) alone. Exact zeros (the other half of a masked copy) stay
-exactly zero: two classes round an integer to itself, but three classes, the uniform baseline and a shared
-sample would not. Two different latents with bitwise equal centred values (of measure zero for float latents)
-share a sample.
+keyed by the image's seed and the element's position in the image's row of that call); every later rounding in
+the pass of a value with the same bits in the same image takes that sample, through autograd, so the gradient of
+every path reaches y (through the graph of the path that drew it, which computes the same function of the same
+latent and centre). Within a pass the sample is thus a function of (v, the image's seed of the step) alone: the
+key is per image (the first dimension of what is rounded), never shared across a batch. Exact zeros (the other
+half of a masked copy) stay exactly zero: two classes round an integer to itself, but three classes, the uniform
+baseline and a shared sample would not. Two different latents of one image with bitwise equal centred values (of
+measure zero for float latents) share a sample.
 """
 import torch
 
 
 def bit_keys(centred):
-    """A flat int64 key per element: its value's bits, made exact by float64 (float32 and half are exact there)."""
-    return centred.detach().reshape(-1).to(torch.float64).view(torch.int64)
+    """An int64 key per element, a row per image (B, n): its value's bits, made exact by float64 (float32 and half
+    are exact there)."""
+    return centred.detach().reshape(centred.shape[0], -1).to(torch.float64).view(torch.int64)
 
 
 class SharedSamples:
@@ -33,12 +35,12 @@ class SharedSamples:
 
     def register(self, centred, sample):
         self.keys.append(bit_keys(centred))
-        self.samples.append(sample.reshape(-1))
+        self.samples.append(sample.reshape(centred.shape[0], -1))
 
     def __call__(self, centred):
-        drawn = self.rounding(centred, None, self.calls).reshape(-1)  # a stream per call: independent draws
+        drawn = self.rounding(centred, None, self.calls).reshape(centred.shape[0], -1)  # a stream per call
         self.calls += 1
-        keys, flat = bit_keys(centred), centred.reshape(-1)
+        keys, flat = bit_keys(centred), centred.reshape(centred.shape[0], -1)
         if self.keys:
             known, found = self.lookup(keys)
             drawn = torch.where(found, known.to(drawn.dtype), drawn)
@@ -47,8 +49,9 @@ class SharedSamples:
         return sample.view(centred.shape)
 
     def lookup(self, keys):
-        """(the sample met first for each key, whether it was met): stable sort, so the first of equal keys."""
-        table = torch.cat(self.keys)
-        ordered, order = torch.sort(table, stable=True)
-        where = torch.searchsorted(ordered, keys).clamp(max=table.numel() - 1)
-        return torch.cat(self.samples)[order[where]], ordered[where] == keys
+        """(the sample met first for each key in its image's row, whether it was met): stable sort, so the first of
+        equal keys."""
+        table = torch.cat(self.keys, dim=1)
+        ordered, order = torch.sort(table, dim=1, stable=True)
+        where = torch.searchsorted(ordered, keys).clamp(max=table.shape[1] - 1)
+        return torch.cat(self.samples, dim=1).gather(1, order.gather(1, where)), ordered.gather(1, where) == keys

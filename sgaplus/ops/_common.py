@@ -25,20 +25,25 @@ def draw_seed(generator=None, device="cpu", shape=()):
     return torch.randint(0, 2 ** 31 - 1, shape, generator=generator, device=device)
 
 
-def seed_tensor(seed, generator, device):
-    """The call's seed as a 0-d int64 tensor: the given one, or one drawn from generator (or on `device`)."""
+def seed_tensor(seed, generator, y):
+    """The call's seeds as an int64 tensor: 0-d (one seed keying the whole of y) or (batch,) (a seed per row of y,
+    keying that row alone): the given one(s), or one drawn from generator (or on y's device)."""
     if seed is None:
-        return draw_seed(generator, device)
+        return draw_seed(generator, y.device)
     if generator is not None:
         raise ValueError("pass either seed or generator, not both")
     if isinstance(seed, torch.Tensor):
-        if seed.numel() != 1 or seed.is_floating_point() or seed.is_complex() or seed.dtype == torch.bool:
-            raise TypeError(f"seed must be an int or a one-element integer tensor, "
-                            f"got {seed.dtype} {tuple(seed.shape)}")
-        return seed.reshape(()).to(dtype=torch.int64)
+        if seed.is_floating_point() or seed.is_complex() or seed.dtype == torch.bool:
+            raise TypeError(f"seed must be an integer tensor, got {seed.dtype}")
+        if seed.numel() == 1:  # one row spanning y: the same keying as one seed per row when y has one row
+            return seed.reshape(()).to(dtype=torch.int64)
+        if seed.dim() != 1 or y.dim() == 0 or seed.shape[0] != y.shape[0]:
+            raise ValueError(f"seed must be one seed or one per row of y ({tuple(y.shape[:1])}), "
+                             f"got shape {tuple(seed.shape)}")
+        return seed.to(dtype=torch.int64)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
         raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
-    return torch.full((), seed, dtype=torch.int64, device=device)
+    return torch.full((), seed, dtype=torch.int64, device=y.device)
 
 
 def validate_tau(tau):
@@ -72,7 +77,7 @@ def host_tau(tau):
 
 
 def kernel_scalars(seed, tau, device):
-    """seed and tau as tensors on the kernels' device, never read on the host when they are already there
+    """seed(s) and tau as tensors on the kernels' device, never read on the host when they are already there
     (so a CUDA graph can capture the op): such a tau is checked by an asynchronous device assertion."""
     if tau.device == device:
         torch._assert_async((tau > 0) & (tau < math.inf), "tau must be finite and > 0")

@@ -4,8 +4,10 @@ backward, written with torch ops.
 Same contract and same identities as the Triton kernels (sgaplus.kernels.rounding; docs/rounding.md): two
 classes use the closed-form score gap and one Logistic sample, three classes the per-class scores and the
 spacings of two sorted uniforms. Nothing is saved but y (and means). The work runs in chunks so temporaries
-stay in cache; the uniforms of each chunk come from a torch.Generator seeded with `seed`, drawn again, chunk
-by chunk, in the backward. This stream differs from the kernels' Philox stream for the same seed.
+stay in cache; y is one row per seed (one seed: one row, all of y), and the uniforms of a row come from a
+torch.Generator seeded with its seed, chunk by chunk within the row, drawn again in the backward: a row's
+noise is keyed by (its seed, the offset within it). This stream differs from the kernels' Philox stream for the
+same seed.
 """
 import torch
 
@@ -100,30 +102,34 @@ def _three_class(v, uniforms, tau, cfg, with_grad=False):
     return c, z, (ds / (tau * tau) if with_grad else None)
 
 
-def _chunks(y, means, seed, classes):
-    """(slice, v in the compute dtype, uniforms) per chunk, uniforms drawn in a fixed order."""
+def _chunks(y, means, seeds, classes):
+    """(slice, v in the compute dtype, uniforms) per chunk: y split in len(seeds) rows, each row in chunks whose
+    uniforms are drawn, in a fixed order, from a generator seeded with the row's seed."""
     dtype = _compute_dtype(y.dtype)
-    generator = torch.Generator(device=y.device).manual_seed(seed)
     flat_y, flat_means = y.reshape(-1), None if means is None else means.reshape(-1)
-    for start in range(0, flat_y.numel(), CHUNK):
-        part = slice(start, start + CHUNK)
-        v = flat_y[part].to(dtype)
-        if flat_means is not None:
-            v = v - flat_means[part].to(dtype)
-        yield part, v, draw_uniforms(v.numel(), classes, y.device, generator)
+    row_numel = flat_y.numel() // len(seeds)
+    for row, seed in enumerate(seeds):
+        generator = torch.Generator(device=y.device).manual_seed(seed)
+        end = (row + 1) * row_numel
+        for start in range(row * row_numel, end, CHUNK):
+            part = slice(start, min(start + CHUNK, end))
+            v = flat_y[part].to(dtype)
+            if flat_means is not None:
+                v = v - flat_means[part].to(dtype)
+            yield part, v, draw_uniforms(v.numel(), classes, y.device, generator)
 
 
 def uniforms(seed, n_elements, classes, device="cpu"):
-    """The (n_elements, classes - 1) float32 uniforms this path draws for `seed`."""
+    """The (n_elements, classes - 1) float32 uniforms this path draws for `seed` (an int)."""
     y = torch.zeros(n_elements, device=device)
-    parts = [u for _, _, u in _chunks(y, None, seed, classes)]
+    parts = [u for _, _, u in _chunks(y, None, [seed], classes)]
     return torch.cat(parts) if parts else y.new_zeros(0, classes - 1)
 
 
-def forward(y, means, tau, seed, cfg):
+def forward(y, means, tau, seeds, cfg):
     out = torch.empty_like(y)
     flat_out = out.view(-1)
-    for part, v, u in _chunks(y, means, seed, cfg.classes):
+    for part, v, u in _chunks(y, means, seeds, cfg.classes):
         if cfg.classes == 2:
             lo, hi, x, _ = _two_class(v, u, tau, cfg)
             value = torch.where(x > 0, hi, lo) if cfg.hard else lo + torch.sigmoid(x) * (hi - lo)
@@ -140,11 +146,11 @@ def forward(y, means, tau, seed, cfg):
     return out
 
 
-def backward(y, means, grad_out, tau, seed, cfg, means_grad=True):
+def backward(y, means, grad_out, tau, seeds, cfg, means_grad=True):
     grad_y = torch.empty_like(y)
     grad_means = torch.empty_like(means) if means is not None and means_grad else None
     flat_grad_out = grad_out.reshape(-1)
-    for part, v, u in _chunks(y, means, seed, cfg.classes):
+    for part, v, u in _chunks(y, means, seeds, cfg.classes):
         if cfg.classes == 2:
             lo, hi, x, dx = _two_class(v, u, tau, cfg, with_grad=True)
             w_up = torch.sigmoid(x)

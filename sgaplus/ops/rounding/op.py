@@ -37,18 +37,21 @@ def _contiguous(t):
 
 
 def _launch_args(backend, y, seed, tau):
-    """(module, tau, seed) of one launch: the torch path takes host numbers, the kernels take 0-d
-    tensors on y's device."""
+    """(module, tau, seed) of one launch: the torch path takes host numbers (a list of seeds, one per row), the
+    kernels take tensors on y's device (tau 0-d, the seed 0-d or one per row)."""
+    if seed.dim() and (seed.dim() != 1 or y.dim() == 0 or seed.shape[0] != y.shape[0]):
+        raise ValueError(f"seed must be 0-d or one per row of y {tuple(y.shape)}, got shape {tuple(seed.shape)}")
     if backend == "torch":
-        return chunked, validate_tau(tau), int(seed)
+        return chunked, validate_tau(tau), seed.reshape(-1).tolist()
     from ...kernels import rounding  # Triton is imported only when it is used
     seed, tau = kernel_scalars(seed, tau, y.device)
     return rounding, tau, seed
 
 
 # The op is registered with torch.library so torch.compile(fullgraph=True) traces through it as one
-# opaque node; its autograd formula saves y and means only (and the 0-d seed and tau). The seed is an
-# int64 tensor drawn inside the traced code, so every call of a compiled function draws fresh noise.
+# opaque node; its autograd formula saves y and means only (and the seed and tau tensors). The seed is an
+# int64 tensor (0-d, or one per row of y) drawn inside the traced code or passed in, so every call of a compiled
+# function draws fresh noise.
 @torch.library.custom_op("sgaplus::sga_round_forward", mutates_args=())
 def _forward_op(y: torch.Tensor, means: Optional[torch.Tensor], seed: torch.Tensor, tau: torch.Tensor, method: str,
                 classes: int, hard: bool, a: Optional[float], r: Optional[float], n: Optional[float],
@@ -117,8 +120,11 @@ def sga_round(y, tau, method="ssl", classes=2, *, means=None, hard=False, a=None
         generator: torch.Generator the noise seed is drawn from (default: the global generator of
             y's device, which a CUDA graph can capture).
         seed: an explicit noise seed instead (an int in [0, 2**63), or a one-element integer tensor of
-            any int64 value; inside torch.compile a seed drawn outside the compiled function avoids a
-            graph break, and one on y's device is never read on the host).
+            any int64 value), keying the noise of y as a whole by (seed, flat index); or a (y.shape[0],)
+            integer tensor, a seed per row of y: row b's noise is keyed by (seed[b], offset within row b), so
+            it is the noise of that row rounded alone with seed[b] (docs/op.md, "Noise per row"). Inside
+            torch.compile a seed drawn outside the compiled function avoids a graph break, and one on y's
+            device is never read on the host.
         backend: "auto" (Triton for CUDA tensors, the torch path otherwise), "triton" or "torch".
     Returns:
         A tensor of y's shape and dtype.
@@ -135,5 +141,5 @@ def sga_round(y, tau, method="ssl", classes=2, *, means=None, hard=False, a=None
     backend = resolve_backend(y, backend, means)
     if backend == "triton" and means is not None and means.dtype not in (y.dtype, torch.float32):
         means = means.float()  # exact; the kernels then see means in y's dtype or float32, nothing else
-    return _forward_op(y, means, seed_tensor(seed, generator, y.device), host_tau(tau), cfg.method, cfg.classes,
+    return _forward_op(y, means, seed_tensor(seed, generator, y), host_tau(tau), cfg.method, cfg.classes,
                        cfg.hard, cfg.a, cfg.r, cfg.n, backend)

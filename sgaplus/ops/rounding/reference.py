@@ -3,7 +3,8 @@
 Stack the candidate classes, score their distances, add Gumbel noise, softmax, weight. Autograd
 does the backward, so the graph keeps every intermediate: this is the baseline the fused op is
 tested and benchmarked against. `noise` (Gumbel samples, shape y.shape + (classes,)) may be passed
-in to compare backends element by element.
+in to compare backends element by element; or `seed`, keying the noise as the op does (one int: y as a whole;
+a sequence of ints, one per row of y: row b's noise from a generator seeded with seed[b] alone).
 """
 import torch
 import torch.nn.functional as F
@@ -33,7 +34,14 @@ def _three_class_scores(delta, cfg):
     return cfg.n * torch.log(torch.sigmoid(-cfg.a * torch.logit(x)).clamp(min=THREE_CLASS_FLOOR))
 
 
-def sga_round_reference(y, tau, cfg=None, means=None, noise=None, generator=None):
+def _keyed_gumbel(shape, dtype, device, seed):
+    """Gumbel noise of `shape` keyed by one seed (all of it) or a seed per row (each row alone)."""
+    if isinstance(seed, int):
+        return gumbel_like(shape, dtype, device, torch.Generator(device=device).manual_seed(seed))
+    return torch.stack([_keyed_gumbel(shape[1:], dtype, device, int(row_seed)) for row_seed in seed])
+
+
+def sga_round_reference(y, tau, cfg=None, means=None, noise=None, generator=None, seed=None):
     """SGA+ rounding of y (docs/rounding.md); half precision is computed in float32."""
     cfg = cfg or RoundingConfig()
     compute_dtype = torch.float64 if y.dtype == torch.float64 else torch.float32
@@ -50,7 +58,9 @@ def sga_round_reference(y, tau, cfg=None, means=None, noise=None, generator=None
         candidates = torch.stack([c - 1, c, c + 1], dim=-1)
         scores = _three_class_scores(v.unsqueeze(-1) - candidates, cfg)
     logits = scores / tau
-    if noise is None:
+    if noise is None and seed is not None:
+        noise = _keyed_gumbel(logits.shape, compute_dtype, y.device, seed)
+    elif noise is None:
         noise = gumbel_like(logits.shape, compute_dtype, y.device, generator)
     noisy = logits + noise.to(compute_dtype)
     weights = torch.softmax(noisy / tau, dim=-1)
