@@ -314,10 +314,10 @@ def cmd_refine(args):
     order = {str(p): i for i, p in enumerate(sources)}
     rows = [(order[str(p)], done[p.stem]) for p in sources if p.stem in done]
     try:
-        for number in range(rank, len(batches), world):  # a batch's seed follows its place, not its rank
+        for number in range(rank, len(batches), world):
             batch = batches[number]
             target = None if target_of(args) is None else target_of(args)(batch[0][2].shape[-2:])
-            for _, row, file in pipeline.refine_batch(batch, codec, refiner, device, args.seed + number, target):
+            for _, row, file in pipeline.refine_batch(batch, codec, refiner, device, args.seed, target):
                 pipeline.report_target(row, target)
                 pipeline.write_image_outputs(out, row, file)
                 rows.append((order[row["image"]], row))

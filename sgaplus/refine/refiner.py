@@ -8,12 +8,13 @@ import torch.nn.functional as F
 
 from ..codecs.base import round_around
 from ..codecs.fixed_point import DECODER_DRIFT_TOLERANCE
-from ..ops._common import check_positive, draw_seed
+from ..ops._common import check_positive
 from ..ops.rounding import METHODS, RoundingConfig, sga_round
 from .batch import RefiningBatch
 from .best import BestLatents
 from .distortion import distortion_of, mse
 from .history import History
+from .noise import ImageNoise
 from .results import Check, Metrics, RefinementResult
 from .schedule import TemperatureSchedule
 from .stopping import EarlyStopping
@@ -105,16 +106,19 @@ class LatentRefiner:
     def _relaxed(self, value, offsets, tau, rng, stream=0):
         """Relaxed rounding of value around offsets (means or medians; None for zero).
 
-        rng: the uniform method's torch.Generator, or the SGA methods' 0-d seed tensor (None: global RNG). stream:
-        which of a step's rounding calls this is (a codec that rounds y in several parts numbers them), so that
-        each part draws its own noise (the SGA methods' seed is offset by it).
+        rng: the uniform method's torch.Generators, one per row, or the SGA methods' seed tensor (0-d, or one per
+        row) (None: global RNG). stream: which of a step's rounding calls this is (a codec that rounds y in several
+        parts numbers them), so that each part draws its own noise (the SGA methods' seeds are offset by it).
         """
         if self.method == "ste":
             centred = value if offsets is None else value - offsets
             rounded = centred + (torch.round(centred) - centred).detach()
             return rounded if offsets is None else rounded + offsets
         if self.method == "uniform":
-            return value + torch.empty_like(value).uniform_(-0.5, 0.5, generator=rng)
+            if rng is None:
+                return value + torch.empty_like(value).uniform_(-0.5, 0.5)
+            return value + torch.cat([torch.empty_like(value[j:j + 1]).uniform_(-0.5, 0.5, generator=generator)
+                                      for j, generator in enumerate(rng)])
         seed = rng if stream == 0 or rng is None else rng + stream
         return sga_round(value, tau, means=offsets, config=self.rounding, seed=seed, backend=self.backend)
 
@@ -147,8 +151,9 @@ class LatentRefiner:
         """(per-image loss (B,), next rounding centres) of latents y, z (z None without z) with the method's relaxed
         rounding at temperature tau (a float, or a 0-d tensor).
 
-        rng: for the SGA methods a (2,) integer tensor of seeds (z's, then y's); for "uniform" a
-        torch.Generator; None draws from torch's global generator. lmbda: per-image lambdas (B,), or None.
+        rng: for the SGA methods an integer tensor of seeds (z's, then y's): (2,), or (2, B) for a seed per image;
+        for "uniform" a torch.Generator per image; None draws from torch's global generator. lmbda: per-image
+        lambdas (B,), or None.
         centres: a context model's rounding centres for y (the previous iterate's means; the second value
         returned, detached, is this step's); None for other codecs (and None is returned).
         """
@@ -182,17 +187,19 @@ class LatentRefiner:
     def refine(self, x, seed=None, names=None):
         """Refine the latents of x, a (B, 3, H, W) batch in [0, 1] of same-size images (noise seed: self.seed).
 
-        names: the images' names, for the progress bar and warnings. An image leaves the batch (and stops
-        costing work) when early stopping finds its true loss on a plateau (result.stopped_step), or when its
-        relaxed loss or latents become non-finite, NaN or inf from any cause (result.nonfinite_step; a warning
-        names it and the steps). Either way it keeps its best latents so far. The history holds, per check,
-        each image's checked metrics, or for an image that has left the batch its best ones.
+        Each image draws its own noise, keyed by the seed and its pixels (noise.py), so its result does not depend
+        on the other images of the batch. names: the images' names, for the progress bar and warnings. An image
+        leaves the batch (and stops costing work) when early stopping finds its true loss on a plateau
+        (result.stopped_step), or when its relaxed loss or latents become non-finite, NaN or inf from any cause
+        (result.nonfinite_step; a warning names it and the steps). Either way it keeps its best latents so far.
+        The history holds, per check, each image's checked metrics, or for an image that has left the batch its
+        best ones.
         """
         self._check_images(x)
         names = [f"image {i}" for i in range(x.shape[0])] if names is None else list(names)
-        # the SGA methods need two seeds per step: drawn on the image's device (no host sync, no copy)
-        # and outside a compiled loss (no graph break), like the uniform method's noise
-        generator = torch.Generator(device=x.device).manual_seed(self.seed if seed is None else seed)
+        # the SGA methods need two seeds per image and step: drawn on the image's device before the first step (no
+        # host sync in the loop) and passed into a compiled loss (no graph break), like the uniform method's noise
+        noise = ImageNoise(x, self.seed if seed is None else seed, self.iterations, self.method in SGA_METHODS)
         batch = self._start(x)
         base = self._first_check(batch)
         goals = None if self.target is None else self.target.per_image(x.shape[0])  # a rate target's, per image
@@ -204,7 +211,7 @@ class LatentRefiner:
         bar = self._progress_bar(names)
         for step in range(1, self.iterations + 1):
             tau = self.schedule(step - 1)
-            relaxed_loss = self._step(batch, tau, generator)
+            relaxed_loss = self._step(batch, tau, noise, step)
             bar.update(1)
             if step % self.check_every != 0 and step != self.iterations:
                 continue
@@ -239,11 +246,11 @@ class LatentRefiner:
             z = self.codec.hyper_analysis(y)  # None: a codec without z
         return RefiningBatch(x, y, z, self.lr, self.lmbda, self.target is not None, memory_format)
 
-    def _step(self, batch, tau, generator):
+    def _step(self, batch, tau, noise, step):
         """One relaxed step of every row (forward, backward, Adam); returns the rows' relaxed losses."""
         if self.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()  # the previous step's graph outputs are done with
-        rng = generator if self.method == "uniform" else draw_seed(generator, shape=(2,))
+        rng = noise.of_step(step, batch.images)
         tau = torch.full((), tau, dtype=torch.float64, device=batch.x.device)
         with self._precision():
             with torch.autocast(batch.x.device.type, dtype=self.autocast_dtype,
