@@ -99,6 +99,19 @@ def test_resume_after_an_interruption_gives_the_same_files(tmp_path, images, who
     assert evaluate(images, tmp_path / "part", "--resume", "--lr", "1e-2") == 1  # other settings: refused
 
 
+def test_resume_redoes_a_pair_whose_file_was_deleted(tmp_path, images):
+    """A finished pair whose bitstream is gone is refined again, alone: each image draws its own noise, so the file
+    comes back byte for byte (with convolutions that compute an image the same in any batch: test_batch_invariance)."""
+    quick = ["--qualities", "1", "2", "--iterations", "4", "--check-every", "2", "--no-compile"]
+    with torch.backends.mkldnn.flags(enabled=False):
+        assert main(["evaluate", *images, *quick, "--out", str(tmp_path)]) == 0
+        gone = sorted((tmp_path / "bitstreams").rglob("*.refined.bin"))[-1]
+        written = gone.read_bytes()
+        gone.unlink()
+        assert main(["evaluate", *images, *quick, "--out", str(tmp_path), "--resume"]) == 0
+    assert gone.read_bytes() == written
+
+
 def test_checkpoint_files_and_a_model_class_are_rate_points(tmp_path, images):
     files = [str(bundled_path(quality=q)) for q in (1, 2)]
     assert main(["evaluate", *images, "--checkpoint", *files, "--iterations", "1", "--out", str(tmp_path / "a")]) == 0
