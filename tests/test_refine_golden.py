@@ -51,7 +51,7 @@ SCENARIOS = {
                        early_stopping=sgaplus.EarlyStopping(patience=2, min_delta=0.02)),
     "target": dict(method="ssl", iterations=30, check_every=5, lr=1e-2, target=RateTarget([0.45, 0.61])),
     "non-finite": dict(method="ssl", iterations=30, check_every=10, poison=(1, 12)),
-    "context": dict(architecture="mbt2018", method="ssl", iterations=20, check_every=5),
+    "context": dict(architecture="mbt2018", method="ssl", iterations=20, check_every=5, lr=1e-2),
     "no-z": dict(architecture="bmshj2018-factorized", method="cosine", iterations=20, check_every=10),
 }
 
