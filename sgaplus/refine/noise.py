@@ -17,19 +17,22 @@ def image_key(seed, image):
 class ImageNoise:
     """The noise of a batch's images, one torch.Generator (on x's device) per image, seeded with its key.
 
-    `of_step(step, images)` is a step's noise source for the rows' images: with sga (the SGA methods), the (2, rows)
-    tensor of their seeds (z's, y's), drawn from each image's generator once, before the first step; without,
-    their own generators ("uniform" draws its noise from them, row by row).
+    `of_step(step, images)` is a step's noise source for the rows' images, by `kind`: "sga" (the SGA methods), the
+    (2, rows) tensor of their seeds (z's, y's), drawn from each image's generator once, before the first step;
+    "uniform", their own generators (the uniform baseline draws its noise from them, row by row); None (no noise).
     """
 
-    def __init__(self, x, seed, steps, sga):
+    def __init__(self, x, seed, steps, kind):
+        self.kind = kind
         self.generators = [torch.Generator(device=x.device).manual_seed(image_key(seed, image)) for image in x]
         self.seeds = None
-        if sga and steps:
+        if kind == "sga" and steps:
             self.seeds = torch.stack([draw_seed(g, shape=(steps, 2)) for g in self.generators], dim=-1)
 
     def of_step(self, step, images):
-        if self.seeds is None:
+        if self.kind == "uniform":
             return [self.generators[i] for i in images]
+        if self.kind is None:
+            return None
         seeds = self.seeds[step - 1]
         return seeds if len(images) == seeds.shape[1] else seeds[:, images]

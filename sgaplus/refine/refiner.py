@@ -199,7 +199,8 @@ class LatentRefiner:
         names = [f"image {i}" for i in range(x.shape[0])] if names is None else list(names)
         # the SGA methods need two seeds per image and step: drawn on the image's device before the first step (no
         # host sync in the loop) and passed into a compiled loss (no graph break), like the uniform method's noise
-        noise = ImageNoise(x, self.seed if seed is None else seed, self.iterations, self.method in SGA_METHODS)
+        kind = "sga" if self.rounding else "uniform" if self.method == "uniform" else None
+        noise = ImageNoise(x, self.seed if seed is None else seed, self.iterations, kind)
         batch = self._start(x)
         base = self._first_check(batch)
         goals = None if self.target is None else self.target.per_image(x.shape[0])  # a rate target's, per image
