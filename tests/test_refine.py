@@ -174,7 +174,7 @@ def test_early_stopping_stops_images_independently_and_keeps_their_best():
     other goes on, and each result is the best latents its checks saw."""
     textured = sample_crop(64, top=100, left=180)
     flat = torch.full_like(textured, 0.5)
-    rule = sgaplus.EarlyStopping(patience=2, min_delta=0.02)
+    rule = sgaplus.EarlyStopping(patience=2, min_delta=0.01)
     result = LatentRefiner(bundled_codec(), "ssl", iterations=150, early_stopping=rule).refine(
         torch.cat([textured, flat]), names=["textured", "flat"])
     assert None not in result.stopped_step
