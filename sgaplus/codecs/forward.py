@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import HyperpriorCodec, hard_rounding, round_around
+from .base import HyperpriorCodec, hard_rounding
 from .forward_pass import Capture, Captured, Interception, Pass, UnsupportedModel, entropy_models, substituted, swapped
 from .forward_probe import check_forward_is_encoder
+from .model_calls import ModelCalls
+from .shared_samples import SharedSamples
 
-__all__ = ["ForwardCodec", "UnsupportedModel"]
-
-STRAIGHT_THROUGH_NAMES = ("ste_round", "quantize_ste")  # module-level names of straight-through rounding
+__all__ = ["ForwardCodec", "ModelCalls", "UnsupportedModel"]
 
 
 @dataclass
@@ -59,38 +59,27 @@ def shape_of(ratios, z_size):
 
 
 class ForwardCodec(HyperpriorCodec):
-    """Any CompressionModel with one EntropyBottleneck (z) and GaussianConditionals (y, whole or in parts that are
-    views of y), refined through its own forward and coded by its own compress and decompress. y is g_a's output,
-    or, for a model whose analysis is inline in its forward, what the forward hands to h_a. Checked on a synthetic
-    image before any work (UnsupportedModel otherwise). straight_through: more module-level names of the model's
-    straight-through rounding function (ste_round and quantize_ste are known)."""
+    """Any CompressionModel with one entropy model with medians for z and entropy models of any class for y (whole,
+    or in parts that are views of y), refined through its own forward and coded by its own compress and decompress.
+    y is g_a's output, or, for a model whose analysis is inline in its forward, what the forward hands to h_a.
+    Checked on a synthetic image before any work (UnsupportedModel otherwise). calls: how to call the model's
+    forward, compress and decompress (ModelCalls; default: as CompressAI's models are called)."""
 
-    def __init__(self, model, model_id, lmbda=None, straight_through=()):
+    def __init__(self, model, model_id, lmbda=None, calls=None):
         self.model = model.eval().requires_grad_(False)
         self.model_id, self.lmbda = model_id, lmbda
-        self.names = STRAIGHT_THROUGH_NAMES + tuple(straight_through)
+        self.calls = calls or ModelCalls()
         self.h_a_owner, self.h_a = hyper_analysis_module(model)
         self.inline_analysis = not isinstance(getattr(model, "g_a", None), torch.nn.Module)
-        bottlenecks, conditionals = entropy_models(model)
-        if len(bottlenecks) != 1 or not conditionals:
-            raise UnsupportedModel(f"{type(model).__name__} has {len(bottlenecks)} EntropyBottleneck(s) and "
-                                   f"{len(conditionals)} GaussianConditional(s); the generic adapter refines models "
-                                   f"with one of the first (z) and at least one of the second (y): register an "
-                                   f"adapter for it (docs/codecs.md)")
-        self.bottleneck = bottlenecks[0]
+        self.bottleneck, self.y_coders = entropy_models(model)
+        if self.bottleneck is None or not self.y_coders:
+            missing = ("z (one submodule with compress, decompress and _get_medians, as an EntropyBottleneck)"
+                       if self.bottleneck is None else "y (a submodule with compress and decompress)")
+            raise UnsupportedModel(f"{type(model).__name__} has no entropy model for {missing}: register an adapter "
+                                   f"for it (docs/codecs.md)")
         model.update()
         self.factor = 1  # the analysis' downsampling: set by the probe, which the dummy images need
         check_forward_is_encoder(self)
-
-    def ops_modules(self):
-        import compressai.ops
-        import compressai.ops.ops
-        return [compressai.ops, compressai.ops.ops]
-
-    def straight_through_names(self, module):
-        from compressai.ops import quantize_ste
-        return [name for name, value in vars(module).items() if callable(value) and
-                (name in self.names or value is quantize_ste)]
 
     def to(self, device):
         self.model.to(device)
@@ -102,7 +91,7 @@ class ForwardCodec(HyperpriorCodec):
             return self.model.g_a(x)
         try:
             with swapped(self.h_a_owner, "h_a", Capture()):
-                self.model(x)
+                self.calls.forward(self.model, x)
         except Captured as captured:
             return captured.value.detach().clone()
         raise UnsupportedModel(f"{type(self.model).__name__}'s forward never called h_a: give it a g_a module or "
@@ -110,7 +99,7 @@ class ForwardCodec(HyperpriorCodec):
 
     def hyper_analysis(self, y):
         """z: what h_a makes of y in the model's forward (some models give it |y|, or y with other inputs)."""
-        return self._pass(y, None, round_around, hard_rounding).z
+        return self._pass(y, None, None).z
 
     def z_offsets(self):
         return self.bottleneck._get_medians().detach().reshape(1, -1, 1, 1)
@@ -130,7 +119,7 @@ class ForwardCodec(HyperpriorCodec):
         return []
 
     def y_latents(self, y, z_hat, rounding, centres=None):
-        seen = self._pass(y, z_hat, lambda value, centre: z_hat, rounding)
+        seen = self._pass(y, z_hat, None if rounding is hard_rounding else SharedSamples(rounding))
         return self._y_hat(seen), ForwardEntropy(seen.x_hat, seen.likelihoods), None
 
     def encoder_y(self, y, z_hat, start=None, exact=False):
@@ -143,12 +132,14 @@ class ForwardCodec(HyperpriorCodec):
 
     def compress_image(self, y_hat, z_hat):
         with torch.no_grad(), substituted(self, y_hat.clone(), z_hat, Pass()):
-            out = self.model.compress(self._dummy_image(y_hat))
+            out = self.calls.compress(self.model, self._dummy_image(y_hat))
         self.shape_ratios = shape_ratios(out["shape"], z_hat.shape[-2:])
         return [strings[0] for strings in out["strings"]]
 
     def decompress(self, strings, z_size):
-        return self.model.decompress([[s] for s in strings], shape_of(self.shape_ratios, z_size))["x_hat"]
+        shape = shape_of(self.shape_ratios, z_size)
+        x_hat = self.calls.decompress(self.model, [[s] for s in strings], shape)["x_hat"]
+        return x_hat.clamp(0, 1)  # an image, as the refiner measures it (some models' decompress does not clamp)
 
     # the passes ---------------------------------------------------------------------------------------------------
     def _dummy_image(self, y):
@@ -156,29 +147,21 @@ class ForwardCodec(HyperpriorCodec):
         analysis' output is overwritten)."""
         return y.new_zeros(y.shape[0], 3, y.shape[-2] * self.factor, y.shape[-1] * self.factor)
 
-    def _pass(self, y, z, z_rounding, y_rounding):
-        """The model's forward on latents y and z (None: h_a runs), its roundings replaced."""
+    def _pass(self, y, z, shared):
+        """The model's forward on latents y and z (None: h_a runs), its roundings relaxed by shared (SharedSamples;
+        None: hard, the model's own)."""
         y = y.contiguous()
-        with Interception(self, y, z, z_rounding, y_rounding) as seen:
-            out = self.model(self._dummy_image(y))
+        with Interception(self, y, z, shared) as seen:
+            out = self.calls.forward(self.model, self._dummy_image(y))
         seen.x_hat, seen.likelihoods = out["x_hat"], list(out["likelihoods"].values())
-        self._refuse_unseen(seen)
+        if not seen.bottleneck or not seen.gaussian:
+            raise UnsupportedModel(f"{type(self.model).__name__}'s forward called z's entropy model {seen.bottleneck} "
+                                   f"time(s) and y's {len(seen.gaussian)} time(s) (a call returning (values, "
+                                   f"likelihoods)): register an adapter for it (docs/codecs.md)")
         return seen
 
-    def _refuse_unseen(self, seen):
-        name = type(self.model).__name__
-        if not seen.bottleneck or not seen.gaussian:
-            raise UnsupportedModel(f"{name}'s forward called {seen.bottleneck} EntropyBottleneck(s) and "
-                                   f"{len(seen.gaussian)} GaussianConditional(s): no entropy model call of y or z was "
-                                   f"seen; register an adapter for it (docs/codecs.md)")
-        if seen.hidden:
-            raise UnsupportedModel(f"{name}'s forward calls torch.round {seen.hidden} time(s) outside the roundings "
-                                   f"sgaplus replaces: if it is a straight-through function of the model's module, "
-                                   f"name it (codec_for(model, straight_through=['its_name'])); else register an "
-                                   f"adapter (docs/codecs.md)")
-
     def _y_hat(self, seen):
-        """y's latents as the GaussianConditional calls rounded them: each call's input must be a view of the tensor
+        """y's latents as the calls of y's entropy models rounded them: each call's input must be a view of the tensor
         holding the latents (g_a's output, or what an inline analysis handed to h_a), together covering it once."""
         name, base = type(self.model).__name__, seen.y
         storage = base.untyped_storage()
@@ -193,13 +176,13 @@ class ForwardCodec(HyperpriorCodec):
             if value.untyped_storage().data_ptr() == storage.data_ptr() and value.dtype == base.dtype:
                 where = index.as_strided(value.shape, value.stride(), value.storage_offset()).flatten()
             if where is None or bool((where < 0).any()):
-                raise UnsupportedModel(f"{name}'s forward gives a GaussianConditional a tensor that is not a part of "
+                raise UnsupportedModel(f"{name}'s forward gives y's entropy model a tensor that is not a part of "
                                        f"its latents y (computed from them, not sliced; or, with no g_a module, not "
                                        f"sliced from what it hands h_a): give it a g_a module, or register an adapter")
             flat[where] = call.sample.detach().flatten().to(flat.dtype)
             count.index_add_(0, where, torch.ones_like(where))
         if not torch.all(count == 1):
-            raise UnsupportedModel(f"{name}'s GaussianConditional calls cover {int((count > 0).sum())} of y's "
+            raise UnsupportedModel(f"{name}'s calls of y's entropy models cover {int((count > 0).sum())} of y's "
                                    f"{base.numel()} values ({int((count > 1).sum())} more than once): register an "
                                    f"adapter")
         return flat.view(base.shape)
