@@ -4,7 +4,9 @@ open reimplementation, MLIC++); a Cheng2020Anchor subclass whose analysis and sy
 transform run forwards and backwards (after Xie et al. 2021's invertible encoding); a straight-through rounding
 written as a method of a helper object with a mode switch; and an entropy model of the model's own class (a
 location-scale Gaussian, its own likelihood bound) with a compress that writes a file and a decompress that reads
-it. Written from the papers' descriptions, tiny."""
+it; a spatially adaptive variable-rate codec (after Song et al. 2021) whose forward takes a quality map, whose analysis
+and hyper-analysis are methods (no g_a, no h_a module), and whose entropy models are its own copies of CompressAI's.
+Written from the papers' descriptions, tiny."""
 import math
 import struct
 import tempfile
@@ -13,9 +15,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from compressai.entropy_models import EntropyBottleneck
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.entropy_models.entropy_models import EntropyModel
 from compressai.models import Cheng2020Anchor, CompressionModel
+from compressai.models.utils import conv
 from published_models import MeanScale, analysis, hyper_synthesis, synthesis
 
 from sgaplus.codecs.forward import ModelCalls
@@ -224,3 +227,67 @@ def file_decompress(model, strings, shape):
 
 
 FILE_CALLS = ModelCalls(compress=file_compress, decompress=file_decompress)  # how OwnEntropyModel is called
+
+
+class MapBottleneck(EntropyBottleneck):
+    """The quality-map codec's own copy of CompressAI's entropy bottleneck."""
+
+
+class MapConditional(GaussianConditional):
+    """The quality-map codec's own copy of CompressAI's Gaussian conditional."""
+
+
+class QualityMapCodec(CompressionModel):
+    """A mean-scale hyperprior whose analysis features are scaled and shifted by maps computed from a quality map
+    (one value per pixel, in [0, 1]): forward(x, qmap), compress(x, qmap). `analyse` and `hyper_analyse` are
+    methods over module lists: no g_a or h_a module."""
+
+    def __init__(self, N=16, M=32):
+        super().__init__()
+        self.entropy_bottleneck, self.gaussian_conditional = MapBottleneck(N), MapConditional(None)
+        self.analysis_layers = nn.ModuleList([conv(3, N), conv(N, N), conv(N, N), conv(N, M)])
+        self.modulations = nn.ModuleList(nn.Conv2d(1, 2 * N, 1) for _ in range(3))
+        self.hyper_layers = nn.ModuleList([conv(M, N, 3, 1), conv(N, N), conv(N, N)])
+        self.h_s, self.g_s = hyper_synthesis(N, 2 * M), synthesis(N, M)
+
+    def analyse(self, x, qmap):
+        h = x
+        for layer, modulation in zip(self.analysis_layers, self.modulations):
+            h = layer(h)
+            scale, shift = modulation(F.interpolate(qmap, size=h.shape[-2:])).chunk(2, 1)
+            h = F.gelu(h * (1 + scale) + shift)
+        return self.analysis_layers[-1](h)
+
+    def hyper_analyse(self, y):
+        return self.hyper_layers[2](F.leaky_relu(self.hyper_layers[1](F.leaky_relu(self.hyper_layers[0](y)))))
+
+    def forward(self, x, qmap):
+        y = self.analyse(x, qmap)
+        z_hat, z_likelihoods = self.entropy_bottleneck(self.hyper_analyse(y))
+        scales, means = self.h_s(z_hat).chunk(2, 1)
+        y_hat, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
+        return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+    def compress(self, x, qmap):
+        y = self.analyse(x, qmap)
+        z = self.hyper_analyse(y)
+        z_strings = self.entropy_bottleneck.compress(z)
+        scales, means = self.h_s(self.entropy_bottleneck.decompress(z_strings, z.size()[-2:])).chunk(2, 1)
+        indexes = self.gaussian_conditional.build_indexes(scales)
+        return {"strings": [self.gaussian_conditional.compress(y, indexes, means=means), z_strings],
+                "shape": z.size()[-2:]}
+
+    def decompress(self, strings, shape):
+        z_hat = self.entropy_bottleneck.decompress(strings[1], shape)
+        scales, means = self.h_s(z_hat).chunk(2, 1)
+        indexes = self.gaussian_conditional.build_indexes(scales)
+        y_hat = self.gaussian_conditional.decompress(strings[0], indexes, means=means)
+        return {"x_hat": self.g_s(y_hat).clamp_(0, 1)}
+
+
+def constant_map(x, quality=0.5):
+    return torch.full_like(x[:, :1], quality)
+
+
+MAP_CALLS = ModelCalls(forward=lambda model, x: model(x, constant_map(x)),
+                       compress=lambda model, x: model.compress(x, constant_map(x)))  # QualityMapCodec at one quality

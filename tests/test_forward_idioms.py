@@ -2,7 +2,8 @@
 forward and decompress that do not clamp, a Cheng2020Anchor subclass with its own (invertible) analysis and
 synthesis methods, a straight-through rounding as a helper object's method, an entropy model of the model's own
 class with a compress that writes a file. Each writes its own compress's strings, refines, and decodes with its own
-decompress; in a relaxed step every rounding of a latent gives one sample with gradient to y."""
+decompress; in a relaxed step every rounding of a latent gives one sample with gradient to y. And a quality-map
+codec whose forward takes more than the image, with no g_a or h_a module (its latents found where it makes them)."""
 import functools
 import math
 
@@ -10,18 +11,27 @@ import pytest
 import torch
 from compressai.models import ScaleHyperprior
 from helpers import sample_crop, train_briefly
-from published_idioms import FILE_CALLS, HelperStraightThrough, InvertibleAnchor, OwnEntropyModel, Quantizer, Unclamped
+from published_idioms import (
+    FILE_CALLS,
+    MAP_CALLS,
+    HelperStraightThrough,
+    InvertibleAnchor,
+    OwnEntropyModel,
+    QualityMapCodec,
+    Quantizer,
+    Unclamped,
+)
 
 import sgaplus
 from sgaplus.codecs import CompressAIContext
 from sgaplus.codecs.forward import ForwardCodec
-from sgaplus.errors import ModelError
+from sgaplus.errors import ModelError, UsageError
 from sgaplus.files.bitstream import decode, encode
 from sgaplus.refine.refiner import LatentRefiner
 
 STYLES = {"unclamped": Unclamped, "invertible": InvertibleAnchor, "helper-ste": HelperStraightThrough,
-          "own-entropy-model": OwnEntropyModel}
-CALLS = {"own-entropy-model": FILE_CALLS}
+          "own-entropy-model": OwnEntropyModel, "quality-map": QualityMapCodec}
+CALLS = {"own-entropy-model": FILE_CALLS, "quality-map": MAP_CALLS}
 SIZE = 64
 TAU = 2.0  # a soft relaxation: most derivatives are not zero
 
@@ -29,7 +39,8 @@ TAU = 2.0  # a soft relaxation: most derivatives are not zero
 @functools.lru_cache(maxsize=None)
 def codec_of(style):
     torch.manual_seed(0)
-    model = train_briefly(STYLES[style](), 20)
+    model = STYLES[style]()
+    model = train_briefly(model, 20, **({"qmap": torch.full((1, 1, 64, 64), 0.5)} if style == "quality-map" else {}))
     return sgaplus.codec_for(model, lmbda=0.01, **({"calls": CALLS[style]} if style in CALLS else {}))
 
 
@@ -103,9 +114,10 @@ def test_a_helper_objects_straight_through_method_gives_the_likelihoods_sample_w
     assert (through_sample != 0).float().mean() > 0.5 and (through_sample != 1).all()
 
 
-@pytest.mark.parametrize("style", ["own-entropy-model", "unclamped"])
+@pytest.mark.parametrize("style", ["own-entropy-model", "quality-map"])
 def test_the_gradient_reaches_y_through_the_rate_and_the_reconstruction(style):
     codec, x = codec_of(style), sample_crop(SIZE, top=100, left=100)
+    assert codec.inline_analysis == (style == "quality-map")
     batch, z_hat, y_hat, entropy = relaxed_step(codec, x)
     assert (y_hat - y_hat.round()).abs().max() > 0.1
     rate = codec.bits(y_hat, z_hat, entropy).sum()
@@ -132,3 +144,11 @@ def test_a_subclass_whose_transforms_cannot_be_found_is_refused_in_one_line_and_
     model.g_a, model.g_s = model.analysis_layers, model.synthesis_layers  # the advice
     codec = sgaplus.codec_for(model, lmbda=0.01)
     assert codec.transforms is None and codec.analysis(torch.zeros(1, 3, 64, 64)).shape == (1, 32, 4, 4)
+
+
+def test_calls_for_a_model_with_an_adapter_of_its_class_is_refused_in_one_line_and_the_advice_works():
+    model = codec_of("invertible").model
+    with pytest.raises(UsageError, match="leave calls out") as refused:
+        sgaplus.codec_for(model, lmbda=0.01, calls=MAP_CALLS)
+    assert "\n" not in str(refused.value)
+    assert isinstance(sgaplus.codec_for(model, lmbda=0.01), CompressAIContext)

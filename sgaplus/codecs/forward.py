@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import torch
 
 from .base import HyperpriorCodec, hard_rounding
-from .forward_pass import Capture, Captured, Interception, Pass, UnsupportedModel, entropy_models, substituted, swapped
-from .forward_probe import check_forward_is_encoder
+from .forward_pass import Captured, Interception, Pass, UnsupportedModel, entropy_models
+from .forward_probe import PROBE_SIZE, check_forward_is_encoder, probe_image
+from .forward_slots import OpSlots, find_slots, substituted
 from .model_calls import ModelCalls
 from .shared_samples import SharedSamples
 
@@ -27,13 +28,10 @@ class ForwardEntropy:
 
 
 def hyper_analysis_module(model):
-    """(the module that owns h_a, h_a): the one submodule named h_a, at any depth."""
+    """(the module that owns h_a, h_a): the one submodule named h_a, at any depth; (None, None) if there is not one."""
     found = [name for name, module in model.named_modules() if name.rsplit(".", 1)[-1] == "h_a"]
     if len(found) != 1:
-        raise UnsupportedModel(f"{type(model).__name__} has {len(found) or 'no'} h_a module{'s' * (len(found) > 1)}"
-                               f"{': ' + ', '.join(found) if found else ''}: the generic adapter substitutes z as "
-                               f"the output of the one module named h_a (name the hyper-analysis so), or register "
-                               f"an adapter (docs/codecs.md)")
+        return None, None
     owner = model.get_submodule(found[0].rpartition(".")[0])
     return owner, getattr(owner, "h_a")
 
@@ -61,16 +59,17 @@ def shape_of(ratios, z_size):
 class ForwardCodec(HyperpriorCodec):
     """Any CompressionModel with one entropy model with medians for z and entropy models of any class for y (whole,
     or in parts that are views of y), refined through its own forward and coded by its own compress and decompress.
-    y is g_a's output, or, for a model whose analysis is inline in its forward, what the forward hands to h_a.
-    Checked on a synthetic image before any work (UnsupportedModel otherwise). calls: how to call the model's
-    forward, compress and decompress (ModelCalls; default: as CompressAI's models are called)."""
+    y and z are substituted where the model produces them (forward_slots.py). Checked on a synthetic image before
+    any work (UnsupportedModel otherwise). calls: how to call the model's forward, compress and decompress
+    (ModelCalls; default: as CompressAI's models are called)."""
 
     def __init__(self, model, model_id, lmbda=None, calls=None):
         self.model = model.eval().requires_grad_(False)
         self.model_id, self.lmbda = model_id, lmbda
         self.calls = calls or ModelCalls()
         self.h_a_owner, self.h_a = hyper_analysis_module(model)
-        self.inline_analysis = not isinstance(getattr(model, "g_a", None), torch.nn.Module)
+        g_a = getattr(model, "g_a", None)
+        self.slot_modules = {"g_a": g_a if isinstance(g_a, torch.nn.Module) else None, "h_a": self.h_a}
         self.bottleneck, self.y_coders = entropy_models(model)
         if self.bottleneck is None or not self.y_coders:
             missing = ("z (one submodule with compress, decompress and _get_medians, as an EntropyBottleneck)"
@@ -78,6 +77,10 @@ class ForwardCodec(HyperpriorCodec):
             raise UnsupportedModel(f"{type(model).__name__} has no entropy model for {missing}: register an adapter "
                                    f"for it (docs/codecs.md)")
         model.update()
+        x = probe_image(PROBE_SIZE)
+        self.forward_slots = find_slots(self, lambda: self.calls.forward(model, x), "forward")
+        self.compress_slots = find_slots(self, lambda: self.calls.compress(model, x), "compress")
+        self.inline_analysis = self.forward_slots.y_op is not None  # the analysis runs in every pass
         self.factor = 1  # the analysis' downsampling: set by the probe, which the dummy images need
         check_forward_is_encoder(self)
 
@@ -86,16 +89,19 @@ class ForwardCodec(HyperpriorCodec):
         return self
 
     def analysis(self, x):
-        """y: g_a's output, or what the model's forward hands to h_a (the forward stops there)."""
+        """y: g_a's output, or the output of the operation of the forward that produces it (the forward stops there)."""
         if not self.inline_analysis:
             return self.model.g_a(x)
+
+        def stop(output):
+            raise Captured(output)
         try:
-            with swapped(self.h_a_owner, "h_a", Capture()):
+            with OpSlots({self.forward_slots.y_op: stop}):
                 self.calls.forward(self.model, x)
         except Captured as captured:
             return captured.value.detach().clone()
-        raise UnsupportedModel(f"{type(self.model).__name__}'s forward never called h_a: give it a g_a module or "
-                               f"register an adapter (docs/codecs.md)")
+        raise UnsupportedModel(f"{type(self.model).__name__}'s forward ran fewer operations than on the image it was "
+                               f"probed on: register an adapter (docs/codecs.md)")
 
     def hyper_analysis(self, y):
         """z: what h_a makes of y in the model's forward (some models give it |y|, or y with other inputs)."""
@@ -131,8 +137,9 @@ class ForwardCodec(HyperpriorCodec):
         return sum(-torch.log2(likelihood).flatten(1).sum(dim=1) for likelihood in entropy.likelihoods)
 
     def compress_image(self, y_hat, z_hat):
-        with torch.no_grad(), substituted(self, y_hat.clone(), z_hat, Pass()):
-            out = self.calls.compress(self.model, self._dummy_image(y_hat))
+        blank = self._dummy_image(y_hat)
+        with torch.no_grad(), substituted(self, y_hat.clone(), z_hat, Pass(), self.compress_slots):
+            out = self.calls.compress(self.model, blank)
         self.shape_ratios = shape_ratios(out["shape"], z_hat.shape[-2:])
         return [strings[0] for strings in out["strings"]]
 
@@ -143,16 +150,16 @@ class ForwardCodec(HyperpriorCodec):
 
     # the passes ---------------------------------------------------------------------------------------------------
     def _dummy_image(self, y):
-        """What forward and compress are given for x: only its shape can matter (g_a is replaced, or an inline
-        analysis' output is overwritten)."""
+        """What forward and compress are given for x: only its shape can matter (g_a is replaced, or the analysis'
+        output is)."""
         return y.new_zeros(y.shape[0], 3, y.shape[-2] * self.factor, y.shape[-1] * self.factor)
 
     def _pass(self, y, z, shared):
         """The model's forward on latents y and z (None: h_a runs), its roundings relaxed by shared (SharedSamples;
         None: hard, the model's own)."""
-        y = y.contiguous()
-        with Interception(self, y, z, shared) as seen:
-            out = self.calls.forward(self.model, self._dummy_image(y))
+        y, blank = y.contiguous(), self._dummy_image(y)
+        with Interception(self, y, z, shared) as seen, substituted(self, y, z, seen, self.forward_slots):
+            out = self.calls.forward(self.model, blank)
         seen.x_hat, seen.likelihoods = out["x_hat"], list(out["likelihoods"].values())
         if not seen.bottleneck or not seen.gaussian:
             raise UnsupportedModel(f"{type(self.model).__name__}'s forward called z's entropy model {seen.bottleneck} "

@@ -2,9 +2,7 @@
 substituted where the model produces them, and every rounding it performs replaced (docs/codecs.md, "A model
 written as published codecs are").
 
-Substitution: a model with a g_a module gets y as g_a's output; a model whose analysis is written inline in its
-forward gets y copied, in place, into the tensor its forward hands to h_a (autograd follows the copy to y), so
-whatever the model later slices of that tensor holds the refined values. z is h_a's output.
+Substitution (forward_slots.py): y and z where the model produces them, by a module or an operation.
 
 Roundings, relaxed: every rounding the forward performs (an entropy model's quantize of any class, a
 straight-through rounding wherever it is written) gets the shared relaxed sample of its centred value
@@ -121,24 +119,11 @@ def swapped(owner, name, value, instance=False):
             setattr(owner, name, before)
 
 
-def substituted(codec, y, z, seen):
-    """A context in which the model's forward (or compress) sees y as its latents and z as h_a's output (None:
-    h_a runs, on the model's own latents when y is None too)."""
-    stack = contextlib.ExitStack()
-    inline = codec.inline_analysis
-    if y is not None and not inline:
-        stack.enter_context(swapped(codec.model, "g_a", Constant(y)))
-        seen.y = y
-    hyper = HyperAnalysis(codec.h_a, y if inline else None, z, seen, type(codec.model).__name__)
-    stack.enter_context(swapped(codec.h_a_owner, "h_a", hyper))
-    return stack
-
-
 class Interception:
-    """Within `with Interception(codec, y, z, shared) as seen:`, the model's forward sees y and z as its latents;
-    `seen` (a Pass) fills as it runs with the calls of its entropy models (of any class) that return (values,
-    likelihoods). shared: the pass's SharedSamples (relaxed: every rounding gives its sample, forward_roundings.py),
-    or None (hard: the model's own roundings)."""
+    """Within `with Interception(codec, y, z, shared) as seen:` (and the substitution of y and z, forward_slots.py,
+    entered inside it), `seen` (a Pass) fills as the model's forward runs with the calls of its entropy models (of
+    any class) that return (values, likelihoods). shared: the pass's SharedSamples (relaxed: every rounding gives
+    its sample, forward_roundings.py), or None (hard: the model's own roundings)."""
 
     def __init__(self, codec, y, z, shared):
         self.codec, self.y, self.z, self.shared = codec, y, z, shared
@@ -147,7 +132,6 @@ class Interception:
 
     def __enter__(self):
         stack, bottleneck = self.stack, self.codec.bottleneck
-        stack.enter_context(substituted(self.codec, self.y, self.z, self.seen))
         for module in [bottleneck, *self.codec.y_coders]:
             stack.enter_context(swapped(module, "forward", self.recorded(module, module is bottleneck), instance=True))
         if self.shared is not None:

@@ -70,5 +70,5 @@ class KeptRoundings(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in ROUNDINGS and not kwargs.get("decimals"):
-            return args[0]
+            return args[0]  # kept
         return func(*args, **kwargs)

@@ -125,6 +125,9 @@ def codec_for(model, lmbda=None, model_id=None, calls=None):
     adapter = registry.adapter_for_class(cls)
     if adapter is None:
         return ForwardCodec(model, model_id, lmbda, calls)
+    if calls is not None:
+        raise UsageError(f"codec_for: calls= is for models the generic adapter drives; a {cls.__name__} goes to "
+                         f"its class's adapter, which calls it as CompressAI does: leave calls out")
     model.update()
     return adapter(model, model_id, lmbda)
 
