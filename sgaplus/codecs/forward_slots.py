@@ -2,11 +2,12 @@
 runs"): found by recording one run on the probe image, then substituted there in every later run.
 
 y is the 4-D tensor covering the storage of what the first call of y's entropy models takes (y itself, or the
-tensor it is sliced from), the last one made before that call; z is what z's entropy model is first given. When a
-module produces it (g_a; the one module named h_a), a run skips that module. Otherwise the n-th torch operation of
-the run produces it, and `OpSlots` replaces that operation's output: the analysis (or hyper-analysis) still runs,
-on a blank image (or on y), only for its output to be replaced. Such a model must run the same operations on any
-image of a size (no control flow on values): a run that finds another shape there is refused.
+tensor it is sliced from), the first one made (later ones are views of it); z is what z's entropy model is first
+given. When a module produces it (g_a; the one module named h_a), a run skips that module. Otherwise the n-th
+torch operation of the run produces it, and `OpSlots` replaces that operation's output: the analysis (or
+hyper-analysis) still runs, on a blank image (or on y), only for its output to be replaced. Such a model must run
+the same operations on any image of a size (no control flow on values): a run that finds another shape there is
+refused.
 """
 import contextlib
 from dataclasses import dataclass
@@ -56,7 +57,8 @@ class OpSlots(TorchFunctionMode):
 
 
 def holder(recorder, value, before, name):
-    """(index, tensor): the last operation before `before` whose output is a 4-D tensor covering value's storage."""
+    """(index, tensor): the first operation whose output is a 4-D tensor covering value's storage (where it was
+    made; later ones are views of it, as a straight-through rounding's detach), before `before`."""
     storage = value.untyped_storage()
     found = [(index, tensor) for index, tensor in recorder.made if index < before and tensor.dim() == 4 and
              tensor.untyped_storage().data_ptr() == storage.data_ptr() and
@@ -64,7 +66,7 @@ def holder(recorder, value, before, name):
     if not found:
         raise UnsupportedModel(f"{name} gives an entropy model a tensor that is not a part of latents it produced "
                                f"(computed from them, not sliced): register an adapter (docs/codecs.md)")
-    return found[-1]
+    return found[0]
 
 
 def recording(function, calls, recorder):
@@ -75,10 +77,14 @@ def recording(function, calls, recorder):
 
 
 def spanning(module, spans, recorder):
-    """Hooks recording (first operation, operation after the last, output) of module's call."""
-    start = module.register_forward_pre_hook(lambda *_: spans.update(start=recorder.count))
-    end = module.register_forward_hook(lambda _, __, output: spans.update(end=recorder.count, output=output))
-    return start, end
+    """Hooks recording (first operation, operation after the last, output) of module's first call."""
+    def started(*_):
+        spans.setdefault("start", recorder.count)
+
+    def ended(_, __, output):
+        if "output" not in spans:
+            spans.update(end=recorder.count, output=output)
+    return module.register_forward_pre_hook(started), module.register_forward_hook(ended)
 
 
 def find_slots(codec, run, method):
@@ -97,16 +103,22 @@ def find_slots(codec, run, method):
         stack.enter_context(torch.no_grad())
         stack.enter_context(recorder)
         run()
-    if not calls["y"] or not calls["z"]:
-        raise UnsupportedModel(f"{name}'s {method} called z's entropy model {len(calls['z'])} time(s) and y's "
-                               f"{len(calls['y'])} time(s): register an adapter for it (docs/codecs.md)")
-    (y_op, y), (z_op, z) = holder(recorder, *calls["y"][0], name), holder(recorder, *calls["z"][0], name)
-    skipped = 0
-    if spans["g_a"].get("output") is y:
-        y_op, skipped = None, spans["g_a"]["end"] - spans["g_a"]["start"]
-    if spans["h_a"].get("output") is z:
-        z_op = None
+    y_op, z_op = (producer(recorder, calls[kind], spans[module], name, method) for kind, module in
+                  (("y", "g_a"), ("z", "h_a")))
+    skipped = spans["g_a"]["end"] - spans["g_a"]["start"] if y_op is None else 0
     return Slots(y_op, None if z_op is None else z_op - skipped)
+
+
+def producer(recorder, calls, span, name, method):
+    """None when the module of span produces the latents the first of calls takes (or when there is no call, as
+    a compress that codes y with the coder directly makes none, and the module ran), else the operation's index."""
+    if not calls:
+        if "output" in span:
+            return None
+        raise UnsupportedModel(f"{name}'s {method} calls its entropy models' {method} too seldom to find its latents "
+                               f"(and it has no g_a or h_a module): register an adapter for it (docs/codecs.md)")
+    index, tensor = holder(recorder, *calls[0], name)
+    return None if span.get("output") is tensor else index
 
 
 def put(seen, attribute, value, shape, name):
