@@ -47,9 +47,9 @@ def measure(codec, x):
         codec.strings_per_image = len(strings)
         decoded = codec.decompress(strings, z.shape[-2:])
         estimate = codec.bits(y_hat, z_hat, entropy).item()
-    # like with like, whether or not the model's forward or decompress clamp (CompressAI's decompress does, its
-    # forward not; some do neither)
-    gap = (decoded.clamp(0, 1) - entropy.x_hat.clamp(0, 1)).abs().max().item()
+    # like with like: the codec's decompress clamps, whether or not the model's does (CompressAI's decompress does,
+    # its forward not; some do neither)
+    gap = (decoded - entropy.x_hat.clamp(0, 1)).abs().max().item()
     return gap, 8 * sum(map(len, strings)), estimate, len(strings)
 
 

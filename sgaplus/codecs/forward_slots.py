@@ -110,11 +110,12 @@ def find_slots(codec, run, method):
 
 
 def producer(recorder, calls, span, name, method):
-    """None when the module of span produces the latents the first of calls takes (or when there is no call, as
-    a compress that codes y with the coder directly makes none, and the module ran), else the operation's index."""
+    """None when the module of span produces the latents the first of calls takes (in compress, whenever the module
+    ran: a compress may code what it computes of y, packed or as symbols, or code y with the coder directly), else
+    the operation's index."""
+    if "output" in span and (method == "compress" or not calls):
+        return None
     if not calls:
-        if "output" in span:
-            return None
         raise UnsupportedModel(f"{name}'s {method} calls its entropy models' {method} too seldom to find its latents "
                                f"(and it has no g_a or h_a module): register an adapter for it (docs/codecs.md)")
     index, tensor = holder(recorder, *calls[0], name)
