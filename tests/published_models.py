@@ -3,7 +3,8 @@ CompressAI's classes), for the generic adapter's tests: a channel-conditional mo
 prediction (Minnen & Singh 2020, as TCM and STF's WACNN build on it) whose straight-through rounding is
 CompressAI's quantize_ste imported under another name; the same family with a straight-through function of this
 module's own; a mean-scale hyperprior whose decoder takes the GaussianConditional's output (no straight-through
-function); and two models the adapter must refuse."""
+function); one that rounds the decoder's latents with torch.round in its forward; and models the adapter
+must refuse."""
 import torch
 import torch.nn as nn
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
@@ -155,7 +156,7 @@ class MeanScale(CompressionModel):
 
 
 class HiddenRounding(MeanScale):
-    """Rounds the decoder's latents with torch.round directly: a rounding the adapter cannot relax."""
+    """Rounds the decoder's latents with torch.round directly, outside any entropy model or named function."""
 
     def forward(self, x):
         out = super().forward(x)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from helpers import sample_crop, train_briefly, trained_published
 from published_checkerboard import StfStyle
-from published_models import ChannelConditional, HiddenRounding
+from published_models import ChannelConditional, DecoderUnlikeForward
 
 from sgaplus.cli import main
 from sgaplus.files.bitstream import unpack
@@ -126,14 +126,14 @@ def one_line_error(capsys):
     ("PUBLISHED:ChannelConditional", ["--model-args", '{"slices": 2}'], 2, "do not fit ChannelConditional: 0 "
                                                                            "missing (-), 24 unexpected"),
     ("PUBLISHED:ChannelConditional", ["--model-args", '{"N": 8}'], 2, "do not fit ChannelConditional: size"),
-    ("PUBLISHED:HiddenRounding", [], 2, "calls torch.round"),
+    ("PUBLISHED:DecoderUnlikeForward", [], 2, "forward is not its encoder"),
     ("PUBLISHED:ChannelConditional", ["--quality", "2"], 1, "--model-class and --quality both choose a model"),
     ("PUBLISHED:ChannelConditional", ["--no-lmbda"], 1, "--model-class needs --lmbda"),
     ("PUBLISHED:ChannelConditional", ["--no-checkpoint"], 1, "--model-class needs its weights"),
 ])
 def test_mistakes_are_one_line_and_nothing_is_written(tmp_path, image, capsys, spec, extra, status, message):
     torch.manual_seed(0)
-    model = HiddenRounding() if "HiddenRounding" in spec else ChannelConditional()
+    model = DecoderUnlikeForward() if "DecoderUnlikeForward" in spec else ChannelConditional()
     weights = save_published(tmp_path / "weights.pth", model)
     args = ["refine", str(image), "--model-class", spec.replace("PUBLISHED", PUBLISHED), "--out", str(tmp_path / "o")]
     args += [] if "--no-checkpoint" in extra else ["--checkpoint", str(weights)]

@@ -4,7 +4,9 @@ from abc import abstractmethod
 
 import torch
 
+from ..errors import ModelError
 from .base import HyperpriorCodec
+from .forward_transforms import ForwardTransforms
 
 
 def bottleneck_bits(bottleneck, values):
@@ -46,16 +48,28 @@ class CompressAIAdapter(HyperpriorCodec):
         self.model = model.eval().requires_grad_(False)
         self.model_id = model_id
         self.lmbda = lmbda
+        self.transforms = None  # a subclass's own analysis and synthesis, where g_a and g_s are not modules
+        if not all(isinstance(getattr(model, name, None), torch.nn.Module) for name in ("g_a", "g_s")):
+            if not self.transforms_from_forward(model):
+                raise ModelError(f"{type(model).__name__}'s g_a or g_s is not a module: sgaplus finds a subclass's own "
+                                 f"analysis and synthesis from its forward only for CompressAI's mean-scale and "
+                                 f"context models; give it g_a and g_s modules")
+            self.transforms = ForwardTransforms(model)
+
+    def transforms_from_forward(self, model):
+        """Whether model's forward hands y itself to h_a and synthesises from what it rounds (ForwardTransforms)."""
+        from compressai.models import MeanScaleHyperprior
+        return isinstance(model, MeanScaleHyperprior) and not self.variable_rate
 
     def to(self, device):
         self.model.to(device)
         return self
 
     def analysis(self, x):
-        return self.model.g_a(x)
+        return self.model.g_a(x) if self.transforms is None else self.transforms.analysis(x)
 
     def synthesis(self, y_hat):
-        return self.model.g_s(y_hat)
+        return self.model.g_s(y_hat) if self.transforms is None else self.transforms.synthesis(y_hat)
 
     def synthesis_stages(self):
         """g_s's layers, where it is a sequence of them (every CompressAI image model's is)."""

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import HyperpriorCodec, hard_rounding, round_around
-from .forward_pass import Capture, Captured, Interception, Pass, UnsupportedModel, entropy_models, substituted, swapped
-from .forward_probe import check_forward_is_encoder
+from .base import HyperpriorCodec, hard_rounding
+from .forward_pass import Captured, Interception, Pass, UnsupportedModel, entropy_models
+from .forward_probe import PROBE_SIZE, check_forward_is_encoder, probe_image
+from .forward_slots import OpSlots, find_slots, substituted
+from .model_calls import ModelCalls
+from .shared_samples import SharedSamples
 
-__all__ = ["ForwardCodec", "UnsupportedModel"]
-
-STRAIGHT_THROUGH_NAMES = ("ste_round", "quantize_ste")  # module-level names of straight-through rounding
+__all__ = ["ForwardCodec", "ModelCalls", "UnsupportedModel"]
 
 
 @dataclass
@@ -27,13 +28,10 @@ class ForwardEntropy:
 
 
 def hyper_analysis_module(model):
-    """(the module that owns h_a, h_a): the one submodule named h_a, at any depth."""
+    """(the module that owns h_a, h_a): the one submodule named h_a, at any depth; (None, None) if there is not one."""
     found = [name for name, module in model.named_modules() if name.rsplit(".", 1)[-1] == "h_a"]
     if len(found) != 1:
-        raise UnsupportedModel(f"{type(model).__name__} has {len(found) or 'no'} h_a module{'s' * (len(found) > 1)}"
-                               f"{': ' + ', '.join(found) if found else ''}: the generic adapter substitutes z as "
-                               f"the output of the one module named h_a (name the hyper-analysis so), or register "
-                               f"an adapter (docs/codecs.md)")
+        return None, None
     owner = model.get_submodule(found[0].rpartition(".")[0])
     return owner, getattr(owner, "h_a")
 
@@ -59,58 +57,55 @@ def shape_of(ratios, z_size):
 
 
 class ForwardCodec(HyperpriorCodec):
-    """Any CompressionModel with one EntropyBottleneck (z) and GaussianConditionals (y, whole or in parts that are
-    views of y), refined through its own forward and coded by its own compress and decompress. y is g_a's output,
-    or, for a model whose analysis is inline in its forward, what the forward hands to h_a. Checked on a synthetic
-    image before any work (UnsupportedModel otherwise). straight_through: more module-level names of the model's
-    straight-through rounding function (ste_round and quantize_ste are known)."""
+    """Any CompressionModel with one entropy model with medians for z and entropy models of any class for y (whole,
+    or in parts that are views of y), refined through its own forward and coded by its own compress and decompress.
+    y and z are substituted where the model produces them (forward_slots.py). Checked on a synthetic image before
+    any work (UnsupportedModel otherwise). calls: how to call the model's forward, compress and decompress
+    (ModelCalls; default: as CompressAI's models are called)."""
 
-    def __init__(self, model, model_id, lmbda=None, straight_through=()):
+    def __init__(self, model, model_id, lmbda=None, calls=None):
         self.model = model.eval().requires_grad_(False)
         self.model_id, self.lmbda = model_id, lmbda
-        self.names = STRAIGHT_THROUGH_NAMES + tuple(straight_through)
+        self.calls = calls or ModelCalls()
         self.h_a_owner, self.h_a = hyper_analysis_module(model)
-        self.inline_analysis = not isinstance(getattr(model, "g_a", None), torch.nn.Module)
-        bottlenecks, conditionals = entropy_models(model)
-        if len(bottlenecks) != 1 or not conditionals:
-            raise UnsupportedModel(f"{type(model).__name__} has {len(bottlenecks)} EntropyBottleneck(s) and "
-                                   f"{len(conditionals)} GaussianConditional(s); the generic adapter refines models "
-                                   f"with one of the first (z) and at least one of the second (y): register an "
-                                   f"adapter for it (docs/codecs.md)")
-        self.bottleneck = bottlenecks[0]
+        g_a = getattr(model, "g_a", None)
+        self.slot_modules = {"g_a": g_a if isinstance(g_a, torch.nn.Module) else None, "h_a": self.h_a}
+        self.bottleneck, self.y_coders = entropy_models(model)
+        if self.bottleneck is None or not self.y_coders:
+            missing = ("z (one submodule with compress, decompress and _get_medians, as an EntropyBottleneck)"
+                       if self.bottleneck is None else "y (a submodule with compress and decompress)")
+            raise UnsupportedModel(f"{type(model).__name__} has no entropy model for {missing}: register an adapter "
+                                   f"for it (docs/codecs.md)")
         model.update()
+        x = probe_image(PROBE_SIZE)
+        self.forward_slots = find_slots(self, lambda: self.calls.forward(model, x), "forward")
+        self.compress_slots = find_slots(self, lambda: self.calls.compress(model, x), "compress")
+        self.inline_analysis = self.forward_slots.y_op is not None  # the analysis runs in every pass
         self.factor = 1  # the analysis' downsampling: set by the probe, which the dummy images need
         check_forward_is_encoder(self)
-
-    def ops_modules(self):
-        import compressai.ops
-        import compressai.ops.ops
-        return [compressai.ops, compressai.ops.ops]
-
-    def straight_through_names(self, module):
-        from compressai.ops import quantize_ste
-        return [name for name, value in vars(module).items() if callable(value) and
-                (name in self.names or value is quantize_ste)]
 
     def to(self, device):
         self.model.to(device)
         return self
 
     def analysis(self, x):
-        """y: g_a's output, or what the model's forward hands to h_a (the forward stops there)."""
+        """y: g_a's output, or the output of the operation of the forward that produces it (the forward stops there)."""
         if not self.inline_analysis:
             return self.model.g_a(x)
+
+        def stop(output):
+            raise Captured(output)
         try:
-            with swapped(self.h_a_owner, "h_a", Capture()):
-                self.model(x)
+            with OpSlots({self.forward_slots.y_op: stop}):
+                self.calls.forward(self.model, x)
         except Captured as captured:
             return captured.value.detach().clone()
-        raise UnsupportedModel(f"{type(self.model).__name__}'s forward never called h_a: give it a g_a module or "
-                               f"register an adapter (docs/codecs.md)")
+        raise UnsupportedModel(f"{type(self.model).__name__}'s forward ran fewer operations than on the image it was "
+                               f"probed on: register an adapter (docs/codecs.md)")
 
     def hyper_analysis(self, y):
         """z: what h_a makes of y in the model's forward (some models give it |y|, or y with other inputs)."""
-        return self._pass(y, None, round_around, hard_rounding).z
+        return self._pass(y, None, None).z
 
     def z_offsets(self):
         return self.bottleneck._get_medians().detach().reshape(1, -1, 1, 1)
@@ -130,7 +125,7 @@ class ForwardCodec(HyperpriorCodec):
         return []
 
     def y_latents(self, y, z_hat, rounding, centres=None):
-        seen = self._pass(y, z_hat, lambda value, centre: z_hat, rounding)
+        seen = self._pass(y, z_hat, None if rounding is hard_rounding else SharedSamples(rounding))
         return self._y_hat(seen), ForwardEntropy(seen.x_hat, seen.likelihoods), None
 
     def encoder_y(self, y, z_hat, start=None, exact=False):
@@ -142,43 +137,38 @@ class ForwardCodec(HyperpriorCodec):
         return sum(-torch.log2(likelihood).flatten(1).sum(dim=1) for likelihood in entropy.likelihoods)
 
     def compress_image(self, y_hat, z_hat):
-        with torch.no_grad(), substituted(self, y_hat.clone(), z_hat, Pass()):
-            out = self.model.compress(self._dummy_image(y_hat))
+        blank = self._dummy_image(y_hat)
+        with torch.no_grad(), substituted(self, y_hat.clone(), z_hat, Pass(), self.compress_slots):
+            out = self.calls.compress(self.model, blank)
         self.shape_ratios = shape_ratios(out["shape"], z_hat.shape[-2:])
         return [strings[0] for strings in out["strings"]]
 
     def decompress(self, strings, z_size):
-        return self.model.decompress([[s] for s in strings], shape_of(self.shape_ratios, z_size))["x_hat"]
+        shape = shape_of(self.shape_ratios, z_size)
+        x_hat = self.calls.decompress(self.model, [[s] for s in strings], shape)["x_hat"]
+        return x_hat.clamp(0, 1)  # an image, as the refiner measures it (some models' decompress does not clamp)
 
     # the passes ---------------------------------------------------------------------------------------------------
     def _dummy_image(self, y):
-        """What forward and compress are given for x: only its shape can matter (g_a is replaced, or an inline
-        analysis' output is overwritten)."""
+        """What forward and compress are given for x: only its shape can matter (g_a is replaced, or the analysis'
+        output is)."""
         return y.new_zeros(y.shape[0], 3, y.shape[-2] * self.factor, y.shape[-1] * self.factor)
 
-    def _pass(self, y, z, z_rounding, y_rounding):
-        """The model's forward on latents y and z (None: h_a runs), its roundings replaced."""
-        y = y.contiguous()
-        with Interception(self, y, z, z_rounding, y_rounding) as seen:
-            out = self.model(self._dummy_image(y))
+    def _pass(self, y, z, shared):
+        """The model's forward on latents y and z (None: h_a runs), its roundings relaxed by shared (SharedSamples;
+        None: hard, the model's own)."""
+        y, blank = y.contiguous(), self._dummy_image(y)
+        with Interception(self, y, z, shared) as seen, substituted(self, y, z, seen, self.forward_slots):
+            out = self.calls.forward(self.model, blank)
         seen.x_hat, seen.likelihoods = out["x_hat"], list(out["likelihoods"].values())
-        self._refuse_unseen(seen)
+        if not seen.bottleneck or not seen.gaussian:
+            raise UnsupportedModel(f"{type(self.model).__name__}'s forward called z's entropy model {seen.bottleneck} "
+                                   f"time(s) and y's {len(seen.gaussian)} time(s) (a call returning (values, "
+                                   f"likelihoods)): register an adapter for it (docs/codecs.md)")
         return seen
 
-    def _refuse_unseen(self, seen):
-        name = type(self.model).__name__
-        if not seen.bottleneck or not seen.gaussian:
-            raise UnsupportedModel(f"{name}'s forward called {seen.bottleneck} EntropyBottleneck(s) and "
-                                   f"{len(seen.gaussian)} GaussianConditional(s): no entropy model call of y or z was "
-                                   f"seen; register an adapter for it (docs/codecs.md)")
-        if seen.hidden:
-            raise UnsupportedModel(f"{name}'s forward calls torch.round {seen.hidden} time(s) outside the roundings "
-                                   f"sgaplus replaces: if it is a straight-through function of the model's module, "
-                                   f"name it (codec_for(model, straight_through=['its_name'])); else register an "
-                                   f"adapter (docs/codecs.md)")
-
     def _y_hat(self, seen):
-        """y's latents as the GaussianConditional calls rounded them: each call's input must be a view of the tensor
+        """y's latents as the calls of y's entropy models rounded them: each call's input must be a view of the tensor
         holding the latents (g_a's output, or what an inline analysis handed to h_a), together covering it once."""
         name, base = type(self.model).__name__, seen.y
         storage = base.untyped_storage()
@@ -193,13 +183,13 @@ class ForwardCodec(HyperpriorCodec):
             if value.untyped_storage().data_ptr() == storage.data_ptr() and value.dtype == base.dtype:
                 where = index.as_strided(value.shape, value.stride(), value.storage_offset()).flatten()
             if where is None or bool((where < 0).any()):
-                raise UnsupportedModel(f"{name}'s forward gives a GaussianConditional a tensor that is not a part of "
+                raise UnsupportedModel(f"{name}'s forward gives y's entropy model a tensor that is not a part of "
                                        f"its latents y (computed from them, not sliced; or, with no g_a module, not "
                                        f"sliced from what it hands h_a): give it a g_a module, or register an adapter")
             flat[where] = call.sample.detach().flatten().to(flat.dtype)
             count.index_add_(0, where, torch.ones_like(where))
         if not torch.all(count == 1):
-            raise UnsupportedModel(f"{name}'s GaussianConditional calls cover {int((count > 0).sum())} of y's "
+            raise UnsupportedModel(f"{name}'s calls of y's entropy models cover {int((count > 0).sum())} of y's "
                                    f"{base.numel()} values ({int((count > 1).sum())} more than once): register an "
                                    f"adapter")
         return flat.view(base.shape)

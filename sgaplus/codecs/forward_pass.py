@@ -2,25 +2,21 @@
 substituted where the model produces them, and every rounding it performs replaced (docs/codecs.md, "A model
 written as published codecs are").
 
-Substitution: a model with a g_a module gets y as g_a's output; a model whose analysis is written inline in its
-forward gets y copied, in place, into the tensor its forward hands to h_a (autograd follows the copy to y), so
-whatever the model later slices of that tensor holds the refined values. z is h_a's output.
+Substitution (forward_slots.py): y and z where the model produces them, by a module or an operation.
 
-Roundings, relaxed: each entropy model's quantization (EntropyBottleneck, GaussianConditional) and each
-straight-through rounding of the model's module (`ste_round(v - mu) + mu`) gets the shared relaxed sample of its
-centred value (shared_samples.py): one sample per latent, whatever the order, slicing or masking. Hard: the
-entropy models round around their centres as CompressAI's quantize does, and the model's straight-through
-functions run as they are. Any other torch.round is counted (a rounding the adapter cannot see).
+Roundings, relaxed: every rounding the forward performs (an entropy model's quantize of any class, a
+straight-through rounding wherever it is written) gets the shared relaxed sample of its centred value
+(forward_roundings.py, shared_samples.py): one sample per latent, whatever the order, slicing or masking. Hard: the
+model's own roundings run as they are. Entropy models are found by what they do: a submodule with compress and
+decompress whose forward returns (values, likelihoods).
 """
 import contextlib
-import sys
 from dataclasses import dataclass, field
 
 import torch
 
 from ..errors import ModelError
-from .base import hard_rounding, round_around
-from .shared_samples import SharedSamples
+from .forward_roundings import RelaxedRoundings
 
 
 class UnsupportedModel(ModelError):
@@ -29,7 +25,7 @@ class UnsupportedModel(ModelError):
 
 @dataclass
 class Call:
-    """One GaussianConditional call of a pass: its input and the sample it returned."""
+    """One call of y's entropy model in a pass: its input and the values it returned."""
     value: torch.Tensor
     sample: torch.Tensor
 
@@ -39,9 +35,8 @@ class Pass:
     """What one forward pass saw and returned."""
     x_hat: torch.Tensor = None
     likelihoods: list = field(default_factory=list)
-    bottleneck: int = 0  # EntropyBottleneck calls
-    gaussian: list = field(default_factory=list)  # Calls of GaussianConditionals, in order
-    hidden: int = 0  # torch.round calls outside the replaced roundings
+    bottleneck: int = 0  # calls of z's entropy model
+    gaussian: list = field(default_factory=list)  # Calls of y's entropy models (of any class), in order
     y: torch.Tensor = None  # the tensor holding the latents the model's forward used (its h_a input when inline)
     z: torch.Tensor = None  # what h_a made of its input, when it ran
 
@@ -99,23 +94,15 @@ def _shape(value):
 
 
 def entropy_models(model):
-    from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-    bottlenecks = [m for m in model.modules() if type(m) is EntropyBottleneck]
-    conditionals = [m for m in model.modules() if isinstance(m, GaussianConditional)]
-    return bottlenecks, conditionals
-
-
-def likelihood_of(entropy_model, value, *args):
-    likelihood = entropy_model._likelihood(value, *args)
-    likelihood = likelihood[0] if isinstance(likelihood, tuple) else likelihood
-    return entropy_model.likelihood_lower_bound(likelihood) if entropy_model.use_likelihood_bound else likelihood
-
-
-def model_modules(model):
-    """The Python modules whose globals may hold the model's straight-through function: those of the classes of
-    the model and of its submodules (and their bases), less torch's."""
-    names = {cls.__module__ for module in model.modules() for cls in type(module).__mro__}
-    return [sys.modules[name] for name in names if name in sys.modules and not name.startswith(("torch", "builtins"))]
+    """(z's entropy model, y's candidates), found by what they do, not by their class: a submodule with compress and
+    decompress methods (a coder of symbols) is a candidate; the one with medians (CompressAI's EntropyBottleneck
+    interface, `_get_medians`) is z's, the others y's. A candidate counts as an entropy model when its forward returns
+    (values, likelihoods) in a pass (`Interception`). None for z's when there is not exactly one."""
+    from compressai.models import CompressionModel
+    coders = [module for module in model.modules() if module is not model and not isinstance(module, CompressionModel)
+              and callable(getattr(module, "compress", None)) and callable(getattr(module, "decompress", None))]
+    bottlenecks = [module for module in coders if callable(getattr(module, "_get_medians", None))]
+    return (bottlenecks[0] if len(bottlenecks) == 1 else None), [m for m in coders if m not in bottlenecks]
 
 
 @contextlib.contextmanager
@@ -132,92 +119,55 @@ def swapped(owner, name, value, instance=False):
             setattr(owner, name, before)
 
 
-def substituted(codec, y, z, seen):
-    """A context in which the model's forward (or compress) sees y as its latents and z as h_a's output (None:
-    h_a runs, on the model's own latents when y is None too)."""
-    stack = contextlib.ExitStack()
-    inline = codec.inline_analysis
-    if y is not None and not inline:
-        stack.enter_context(swapped(codec.model, "g_a", Constant(y)))
-        seen.y = y
-    hyper = HyperAnalysis(codec.h_a, y if inline else None, z, seen, type(codec.model).__name__)
-    stack.enter_context(swapped(codec.h_a_owner, "h_a", hyper))
-    return stack
-
-
 class Interception:
-    """Within `with Interception(codec, y, z, z_rounding, y_rounding) as seen:`, the model's forward sees y and z as
-    its latents, its roundings replaced; `seen` (a Pass) fills as it runs. y_rounding is the refiner's rounding, or
-    hard_rounding (the encoder's: the model's own roundings); z_rounding gives z's sample around its medians."""
+    """Within `with Interception(codec, y, z, shared) as seen:` (and the substitution of y and z, forward_slots.py,
+    entered inside it), `seen` (a Pass) fills as the model's forward runs with the calls of its entropy models (of
+    any class) that return (values, likelihoods). shared: the pass's SharedSamples (relaxed: every rounding gives
+    its sample, forward_roundings.py), or None (hard: the model's own roundings)."""
 
-    def __init__(self, codec, y, z, z_rounding, y_rounding):
-        self.codec, self.y, self.z, self.z_rounding = codec, y, z, z_rounding
-        self.hard = y_rounding is hard_rounding
-        self.shared = None if self.hard else SharedSamples(y_rounding)
-        self.seen, self.inside = Pass(), 0
+    def __init__(self, codec, y, z, shared):
+        self.codec, self.y, self.z, self.shared = codec, y, z, shared
+        self.seen, self.open = Pass(), []  # open: per entropy-model call running, the calls recorded inside it
         self.stack = contextlib.ExitStack()
 
     def __enter__(self):
-        model, stack = self.codec.model, self.stack
-        stack.enter_context(substituted(self.codec, self.y, self.z, self.seen))
-        bottlenecks, conditionals = entropy_models(model)
-        for bottleneck in bottlenecks:
-            stack.enter_context(swapped(bottleneck, "forward", self.bottleneck_forward(bottleneck), instance=True))
-        for conditional in conditionals:
-            stack.enter_context(swapped(conditional, "forward", self.gaussian_forward(conditional), instance=True))
-        for module in model_modules(model) + self.codec.ops_modules():
-            for name in self.codec.straight_through_names(module):
-                stack.enter_context(swapped(module, name, self.straight_through(getattr(module, name))))
-        stack.enter_context(swapped(torch, "round", self.counted(torch.round)))
-        stack.enter_context(swapped(torch.Tensor, "round", self.counted(torch.Tensor.round)))
-        if self.shared is not None and self.z is not None:  # the model's own rounding of z - medians: z's sample
-            centred = self.z - self.codec.z_offsets()
-            self.shared.register(centred, centred)
+        stack, bottleneck = self.stack, self.codec.bottleneck
+        for module in [bottleneck, *self.codec.y_coders]:
+            stack.enter_context(swapped(module, "forward", self.recorded(module, module is bottleneck), instance=True))
+        if self.shared is not None:
+            if self.z is not None:  # the model's own rounding of z - medians gives the refiner's sample: z itself
+                centred = self.z - self.codec.z_offsets()
+                self.shared.register(centred, centred)
+            stack.enter_context(RelaxedRoundings(self.shared))
         return self.seen
 
     def __exit__(self, *exc):
         self.stack.close()
         return False
 
-    def own(self, function, *args):
-        """Run one of the replaced roundings (its torch.round calls are not hidden ones)."""
-        self.inside += 1
-        try:
-            return function(*args)
-        finally:
-            self.inside -= 1
+    def recorded(self, module, is_bottleneck):
+        """module's own forward, its call recorded when it returns (values, likelihoods), the calls made inside it
+        then forgotten (an entropy model built on another is one)."""
+        forward = module.forward
 
-    def counted(self, original):
-        def counting(*args, **kwargs):
-            if not self.inside:
-                self.seen.hidden += 1
-            return original(*args, **kwargs)
-        return counting
+        def recording(value, *args, **kwargs):
+            self.open.append([])
+            try:
+                out = forward(value, *args, **kwargs)
+            finally:
+                inner = self.open.pop()
+            is_entropy_model = isinstance(out, tuple) and len(out) == 2 and all(
+                isinstance(part, torch.Tensor) for part in out)
+            self.record([(is_bottleneck, Call(value, out[0]))] if is_entropy_model else inner)
+            return out
+        return recording
 
-    def bottleneck_forward(self, bottleneck):
-        def forward(value, training=None):
-            centre = bottleneck._get_medians().detach().reshape(1, -1, 1, 1)
-            sample = self.own(self.z_rounding, value, centre)
-            self.seen.bottleneck += 1
-            channels_first = sample.transpose(0, 1).reshape(sample.shape[1], 1, -1)
-            likelihood = likelihood_of(bottleneck, channels_first)
-            return sample, likelihood.reshape(sample.shape[1], sample.shape[0], *sample.shape[2:]).transpose(0, 1)
-        return forward
-
-    def gaussian_forward(self, conditional):
-        def forward(value, scales, means=None, training=None):
-            if self.hard:
-                sample = self.own(round_around, value, means)
+    def record(self, calls):
+        if self.open:
+            self.open[-1] += calls
+            return
+        for is_bottleneck, call in calls:
+            if is_bottleneck:
+                self.seen.bottleneck += 1
             else:
-                centred = value if means is None else value - means
-                sample = self.own(self.shared, centred)
-                sample = sample if means is None else sample + means
-            self.seen.gaussian.append(Call(value, sample))
-            return sample, likelihood_of(conditional, sample, scales, means)
-        return forward
-
-    def straight_through(self, function):
-        """The model's straight-through function, run as it is (hard) or giving the shared sample (relaxed)."""
-        def rounded(value, *args, **kwargs):
-            return self.own(function, value, *args, **kwargs) if self.hard else self.own(self.shared, value)
-        return rounded
+                self.seen.gaussian.append(call)

@@ -2,8 +2,9 @@
 generic adapter refuses").
 
 On a synthetic image, the file the model's own compress writes for the hard forward's latents must decode, with
-its own decompress, to the hard forward's reconstruction, and must not cost more than the forward's rate
-estimate says: the refiner optimizes that estimate and that reconstruction. A raster-scan context model's
+its own decompress, to the hard forward's reconstruction (both clamped to [0, 1], as the refiner measures them),
+and must not cost more than the forward's rate estimate says: the refiner optimizes that estimate and that
+reconstruction. A raster-scan context model's
 forward is no encoder (its decoder sees latents computed in parallel, its file latents computed serially): its
 reconstruction is off. A file smaller than the estimate is no sign of a wrong forward: with untrained or unusual
 weights, latents far outside the entropy models' range cost the likelihood bound's bits in the estimate, and
@@ -46,6 +47,8 @@ def measure(codec, x):
         codec.strings_per_image = len(strings)
         decoded = codec.decompress(strings, z.shape[-2:])
         estimate = codec.bits(y_hat, z_hat, entropy).item()
+    # like with like: the codec's decompress clamps, whether or not the model's does (CompressAI's decompress does,
+    # its forward not; some do neither)
     gap = (decoded - entropy.x_hat.clamp(0, 1)).abs().max().item()
     return gap, 8 * sum(map(len, strings)), estimate, len(strings)
 

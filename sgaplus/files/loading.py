@@ -115,16 +115,19 @@ def state_digest(model):
     return digest.hexdigest()[:16]
 
 
-def codec_for(model, lmbda=None, model_id=None, straight_through=()):
+def codec_for(model, lmbda=None, model_id=None, calls=None):
     """A refinable codec of any CompressionModel instance: CompressAI's own classes through their registered
     adapters, any other through the generic adapter that drives the model's own forward, compress and decompress
-    (ForwardCodec; straight_through names its straight-through function where it is not ste_round or
-    quantize_ste). model_id (default: the class and a digest of its weights) goes into the bitstreams."""
+    (ForwardCodec; calls, a ModelCalls, says how to call them when they take more than CompressAI's arguments).
+    model_id (default: the class and a digest of its weights) goes into the bitstreams."""
     cls = type(model)
     model_id = model_id or f"class:{cls.__module__}.{cls.__qualname__}:{state_digest(model)}"
     adapter = registry.adapter_for_class(cls)
     if adapter is None:
-        return ForwardCodec(model, model_id, lmbda, straight_through)
+        return ForwardCodec(model, model_id, lmbda, calls)
+    if calls is not None:
+        raise UsageError(f"codec_for: calls= is for models the generic adapter drives; a {cls.__name__} goes to "
+                         f"its class's adapter, which calls it as CompressAI does: leave calls out")
     model.update()
     return adapter(model, model_id, lmbda)
 
