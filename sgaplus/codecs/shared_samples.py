@@ -51,9 +51,15 @@ class SharedSamples:
         return sample.view(centred.shape)
 
     def lookup(self, keys):
-        """(the sample met first for each key in its image's row, whether it was met): stable sort, so the first of
-        equal keys."""
-        table = torch.cat(self.keys, dim=1)
+        """(the sample met first for each key, whether it was met): stable sort, so the first of equal keys. Looked up
+        in its image's row where every tensor of the pass so far has a row per image; among all of them where one is
+        laid out otherwise (an entropy bottleneck rounds its values channels first)."""
+        tables, samples = self.keys + [keys], self.samples
+        if len({table.shape[0] for table in tables}) > 1:
+            tables, samples = [t.reshape(1, -1) for t in tables], [s.reshape(1, -1) for s in samples]
+        table, sample = torch.cat(tables[:-1], dim=1), torch.cat(samples, dim=1)
         ordered, order = torch.sort(table, dim=1, stable=True)
-        where = torch.searchsorted(ordered, keys).clamp(max=table.shape[1] - 1)
-        return torch.cat(self.samples, dim=1).gather(1, order.gather(1, where)), ordered.gather(1, where) == keys
+        wanted = tables[-1]
+        where = torch.searchsorted(ordered, wanted).clamp(max=table.shape[1] - 1)
+        found = ordered.gather(1, where) == wanted
+        return sample.gather(1, order.gather(1, where)).reshape(keys.shape), found.reshape(keys.shape)
