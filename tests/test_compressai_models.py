@@ -169,7 +169,10 @@ def test_a_users_composed_model_refines_encodes_and_decodes(kind):
     x = image()
     base = LatentRefiner(codec, "base").refine(x)
     assert codec.compress(base.y_hat, base.z_hat) == compressai_coding(codec, x)[0]
-    result = LatentRefiner(codec, "ssl", iterations=30, check_every=10, lr=2e-2).refine(x)
+    # the raster scan's loss first rises at this lr on this tiny model (with 0.8's noise: 65.0 -> 67.6 at step 20),
+    # then falls below the base from step 40 on (62.2 at 60)
+    iterations = 60 if codec.context_model else 30
+    result = LatentRefiner(codec, "ssl", iterations=iterations, check_every=10, lr=2e-2).refine(x)
     assert result.best.loss[0] < result.base.loss[0]
     [stream] = encode(codec, result.y_hat, result.z_hat, SIZE)
     x_hat, _ = decode(stream, lambda model_id: codec)

@@ -167,8 +167,9 @@ BATCH_TOLERANCE = 0.05  # docs/cli.md: a refined file's true loss, batched again
 
 def test_same_size_images_refine_together_within_the_documented_tolerance(tmp_path, monkeypatch):
     """Four 64x64 images and two 64x96 at two qualities: each size refines as one batch (sizes never mixed), the
-    unrefined files are the one-at-a-time files byte for byte, and the refined files, whose noise batching changes,
-    are within BATCH_TOLERANCE of the one-at-a-time true loss."""
+    unrefined files are the one-at-a-time files byte for byte, and the refined files (the same noise per image; with
+    oneDNN's convolutions, batch-dependent in their last bits, test_batch_invariance.py) are within BATCH_TOLERANCE of
+    the one-at-a-time true loss."""
     paths = [tmp_path / f"a{i}.png" for i in range(4)] + [tmp_path / "w0.png", tmp_path / "w1.png"]
     for i, path in enumerate(paths):
         write_png(path, sample_crop(64 if i < 4 else (64, 96), name=("astronaut", "coffee")[i % 2], top=30 * i))
@@ -194,4 +195,3 @@ def test_same_size_images_refine_together_within_the_documented_tolerance(tmp_pa
         assert batched["base"] == {**alone["base"], "encoding_time": batched["base"]["encoding_time"],
                                    "loss": pytest.approx(alone["base"]["loss"], rel=1e-5)}  # the float loss
         assert batched["refined"]["loss"] == pytest.approx(alone["refined"]["loss"], rel=BATCH_TOLERANCE), key
-    assert sum(runs[8][k]["refined"]["loss"] != runs[1][k]["refined"]["loss"] for k in runs[8]) >= 4  # batched
