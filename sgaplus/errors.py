@@ -2,6 +2,8 @@
 turns these, and only these (plus the few OS errors of files the user named), into one line on stderr;
 anything else is a bug and keeps its traceback."""
 
+INTERRUPTED = 130  # the command line's exit status for a run stopped by Ctrl-C (the shell's)
+
 
 class SgaplusError(Exception):
     """Base of the errors a user can cause and fix."""

@@ -6,6 +6,7 @@ import io
 import json
 import warnings
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -15,8 +16,9 @@ from .errors import UsageError
 from .files.bitstream import encode
 from .files.images import write_atomic, write_png
 from .files.loading import DEFAULT_BUNDLED_ARCHITECTURE, bundled_models, load_codec
-from .refine.distortion import ms_ssim, ms_ssim_db
+from .refine.distortion import DISTORTIONS, ms_ssim, ms_ssim_db
 from .refine.refiner import LatentRefiner
+from .refine.settings import compare_recorded
 from .refine.target import RateTarget
 
 TARGET_TOLERANCE = 0.02  # a target-size file is reported as missed beyond this relative error
@@ -24,6 +26,41 @@ TARGET_TOLERANCE = 0.02  # a target-size file is reported as missed beyond this 
 FIELDS = ("loss", "bpp", "psnr", "mse", "ms_ssim", "ms_ssim_db", "distortion")
 KINDS = ("base", "refined", "file")  # a row's figures: the refiner's of both latents, the decoded file's
 OUTPUT_SUFFIXES = (".bin", ".png")
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where a command writes: the folder, and whether it may overwrite (force) or continue (resume) a run there."""
+    out: Path
+    force: bool = False
+    resume: bool = False
+
+    def folder(self):
+        if self.out.exists() and not self.out.is_dir():
+            raise UsageError(f"--out {self.out} is a file, not a folder")
+        return self.out
+
+    def refuse_overwrite(self, paths):
+        existing = [str(p) for p in paths if p.exists()]
+        if existing and not self.force:
+            raise UsageError(f"would overwrite {', '.join(existing)} (pass --force to allow)")
+
+
+def check_size(metric, name, x):
+    """UsageError (one line) unless the image is large enough for the metric."""
+    try:
+        DISTORTIONS[metric].check_size(x.shape[-2:], Path(name).name)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def warn_other_metric(settings, codec):
+    """A word when the model was trained for another metric than the one it is refined for."""
+    metric, lmbda = settings.objective.metric, settings.objective.lmbda
+    if codec.metric not in (None, metric):
+        chosen = "" if lmbda in (None, codec.lmbda) else f" with lambda {lmbda:.4g} (--lmbda chooses)"
+        warnings.warn(f"{codec.model_id} was trained for {codec.metric}; refining it for {metric}{chosen}",
+                      UserWarning, stacklevel=2)
 
 
 def output_paths(out, stems):
@@ -42,31 +79,18 @@ def refuse_replacing_inputs(out, sources):
             raise UsageError(f"the output {target} would replace the input image {target}; choose another --out")
 
 
-def run_settings(args):
-    """The settings of a run that --resume must find unchanged (the model is named by the options; refine's and
-    evaluate's options alike, those a command lacks are None)."""
-    option = vars(args).get
-    model = str(args.checkpoint) if args.checkpoint else \
-        f"{args.model or 'bundled ' + (args.bundled or DEFAULT_BUNDLED_ARCHITECTURE)}:{option('quality')}"
-    if args.checkpoint and (args.model or args.model_class):
-        model += f" ({args.model or args.model_class} {args.model_args or ''})".replace(" )", ")")
-    names = ("level", "gain", "lmbda", "metric", "method", "classes", "preset", "iterations", "lr", "schedule",
-             "early_stop", "target_bpp", "target_bytes")
-    return {"model_options": model, **{name: option(name) for name in names}}
-
-
-def recorded_setting(path, name):
-    """One setting of an earlier run's settings file (metrics.json, or evaluate's pairs.json); None where the file
-    is missing or holds none (a file that is not one of ours is refused when the run's settings are compared)."""
+def recorded_settings(path):
+    """The settings an earlier run recorded in its settings file (metrics.json, or evaluate's pairs.json); None where
+    the file is missing or holds none (a file that is not one of ours is refused when the settings are compared)."""
     try:
-        return json.loads(Path(path).read_text())["settings"][name]
+        return json.loads(Path(path).read_text())["settings"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def finished_rows(out, sources, settings):
+def finished_rows(out, sources, record):
     """{stem: metrics row} of the images an earlier run in `out` finished: a row in its metrics.json and both
-    files on disk. The earlier run must have had the same settings."""
+    files on disk. The earlier run must have recorded the same settings (`record`)."""
     path = out / "metrics.json"
     if not path.exists():
         return {}
@@ -76,9 +100,7 @@ def finished_rows(out, sources, settings):
         before = earlier["settings"]
     except (ValueError, KeyError, TypeError):
         raise UsageError(f"cannot resume: {path} is not a metrics file this sgaplus wrote") from None
-    if before != settings:
-        changed = ", ".join(k for k in settings if before.get(k) != settings[k])
-        raise UsageError(f"cannot resume: the run in {out} used other settings ({changed}); use another --out")
+    compare_recorded(before, record, out)
     stems = {p.stem for p in sources}
     return {stem: row for stem, row in rows.items()  # a row without "file": written before files were decoded
             if stem in stems and "file" in row and all(target.exists() for target in output_paths(out, [stem]))}
@@ -252,11 +274,12 @@ def table(rows):
     return "\n".join(lines)
 
 
-def write_metrics(out, rows, codec, refiner, args, complete=True):
-    """metrics.json (settings, rows, averages; complete=False while a run is under way) and metrics.csv."""
+def write_metrics(out, rows, codec, refiner, record, complete=True):
+    """metrics.json (the run's settings as recorded, rows, averages; complete=False while a run is under way) and
+    metrics.csv."""
     summary = {"model": codec.model_id, "lmbda": refiner.lmbda, "distortion": refiner.distortion.name,
-               "method": args.method, "classes": args.classes,
-               "iterations": args.iterations, "settings": run_settings(args), "complete": complete, "images": rows,
+               "method": refiner.method, "classes": refiner.settings.rounding.classes,
+               "iterations": refiner.iterations, "settings": record, "complete": complete, "images": rows,
                "average": {"base": averages(rows, "base"), "refined": averages(rows, "refined"),
                            "file": averages(rows, "file"), "file_bpp": sum(r["file_bpp"] for r in rows) / len(rows)}}
     write_json(out / "metrics.json", summary)

@@ -194,8 +194,8 @@ def test_output_paths_that_cannot_work_are_refused_before_any_work(tmp_path, ima
     (tmp_path / "afile").write_text("x")
     assert run_cli("refine", images[0], "--out", tmp_path / "afile") == 1
     assert "is a file, not a folder" in capsys.readouterr().err
-    import sgaplus.cli as cli
-    monkeypatch.setattr(cli, "decode", lambda *a, **k: pytest.fail("decoded before checking --out"))
+    import sgaplus.decode_run as decode_run
+    monkeypatch.setattr(decode_run, "decode", lambda *a, **k: pytest.fail("decoded before checking --out"))
     assert run_cli("decode", images[0], "--out", tmp_path / "nodir" / "x.png") == 1
     assert "the folder" in capsys.readouterr().err and not (tmp_path / "nodir").exists()
     assert run_cli("decode", images[0], "--out", tmp_path) == 1

@@ -16,8 +16,8 @@ from helpers import sample_crop
 from PIL import Image
 from test_cli import save_png
 
-from sgaplus import evaluation
 from sgaplus.cli import main
+from sgaplus.evaluate import run as evaluation
 
 
 def test_two_processes_give_the_single_process_outputs(tmp_path):
@@ -48,7 +48,7 @@ def test_two_processes_give_the_single_process_outputs(tmp_path):
 
 EVALUATE = ["--qualities", "1", "2", "--iterations", "3", "--check-every", "1", "--no-compile"]
 FAILING = """import os, sys
-from sgaplus import evaluation
+from sgaplus.evaluate import run as evaluation
 from sgaplus.cli import main
 code_unit, calls = evaluation.code_unit, []
 def failing(*args):

@@ -12,9 +12,9 @@ from compressai.utils.plot.__main__ import parse_json_file
 from helpers import fresh_model, sample_crop
 from published_models import ChannelConditional
 
-from sgaplus import evaluation
 from sgaplus.bd import bd_psnr, bd_rate
 from sgaplus.cli import main
+from sgaplus.evaluate import run as evaluation
 from sgaplus.files.images import write_png
 from sgaplus.files.loading import bundled_path
 

@@ -79,7 +79,7 @@ def test_the_command_reports_ms_ssim_and_its_file_matches(tmp_path, capsys):
     assert "ms-ssim" in captured.out.splitlines()[0]
     summary = json.loads((out / "metrics.json").read_text())
     [row] = summary["images"]
-    assert summary["distortion"] == "ms-ssim" and summary["settings"]["metric"] == "ms-ssim"
+    assert summary["distortion"] == "ms-ssim" and summary["settings"]["objective"]["metric"] == "ms-ssim"
     assert main(["decode", str(out / "crop.bin"), "--out", str(tmp_path / "decoded.png")]) == 0
     x, decoded = read_rgb(tmp_path / "crop.png"), read_rgb(tmp_path / "decoded.png")
     refined = row["refined"]

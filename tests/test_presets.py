@@ -8,8 +8,7 @@ import pytest
 import torch
 from helpers import bundled_codec, sample_crop
 
-from sgaplus.cli import _refiner as cli_refiner
-from sgaplus.cli import apply_preset, build_parser, main, resolve_compile
+from sgaplus.cli import build_parser, main, settings_of
 from sgaplus.refine import presets
 from sgaplus.refine.refiner import LatentRefiner
 
@@ -19,17 +18,30 @@ def compiled(refiner):
     return not inspect.ismethod(refiner._loss)
 
 
+class Options:
+    """The settings `sgaplus refine` builds from its options, resolved, with each field as an attribute."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        vars(self).update(settings.flat())
+
+    def for_pixels(self, pixels):
+        return Options(self.settings.for_pixels(pixels))
+
+
 def options(*words):
-    args = build_parser().parse_args(["refine", "x.png", *words])
-    apply_preset(args)
-    return args
+    return Options(settings_of(build_parser().parse_args(["refine", "x.png", *words])).resolved())
+
+
+def cli_refiner(args, codec):
+    return LatentRefiner(codec, args.settings.for_codec(codec))
 
 
 def test_each_preset_fills_what_is_left_unset():
     for name, preset in presets.PRESETS.items():
         args = options("--preset", name)
         assert (args.iterations, args.lr, args.schedule, args.check_every, args.early_stop, args.compile) == \
-            (preset.iterations, preset.lr, preset.schedule, preset.check_every, preset.early_stop, preset.compile)
+            (preset.iterations, preset.lr, preset.schedule, preset.check_every, preset.early_stop or 0, preset.compile)
     assert options().preset == presets.DEFAULT_PRESET
     paper = options("--preset", "paper")
     assert (paper.iterations, paper.lr, paper.schedule, paper.compile) == (2000, 5e-3, "sga+", False)
@@ -70,8 +82,8 @@ def test_resume_keeps_the_preset_of_the_run_it_resumes(tmp_path):
     assert main(["refine", *map(str, paths), "--preset", presets.DEFAULT_PRESET, *common]) == 1  # other settings
     assert main(["refine", *map(str, paths), *common]) == 0
     record = json.loads((out / "metrics.json").read_text())
-    assert record["settings"]["preset"] == other and len(record["images"]) == 2
-    assert record["settings"]["lr"] == presets.PRESETS[other].lr
+    assert record["settings"]["budget"]["preset"] == other and len(record["images"]) == 2
+    assert record["settings"]["budget"]["lr"] == presets.PRESETS[other].lr
 
 
 def test_explicit_options_override_the_preset():
@@ -80,26 +92,24 @@ def test_explicit_options_override_the_preset():
     assert (args.iterations, args.lr, args.schedule, args.check_every, args.compile, args.early_stop) == \
         (123, 0.001, "yang2020", 7, False, 4)
     assert options("--preset", "paper", "--compile").compile is True
-    assert options("--no-early-stop").early_stop is None
+    assert options("--no-early-stop").early_stop == 0 and options("--no-early-stop").settings.early_stopping() is None
 
 
 def test_auto_compiles_only_runs_long_enough_to_pay():
     args = options("--preset", "fast")
     assert args.compile == "auto"
-    resolve_compile(args, [256 * 256])
+    args = args.for_pixels([256 * 256])
     assert args.compile is (args.iterations * 256 * 256 >= presets.COMPILE_MIN_PIXEL_STEPS)
     long_run = options("--preset", "fast")
-    resolve_compile(long_run, [presets.COMPILE_MIN_PIXEL_STEPS // long_run.iterations])
-    assert long_run.compile is True
+    assert long_run.for_pixels([presets.COMPILE_MIN_PIXEL_STEPS // long_run.iterations]).compile is True
     short_run = options("--preset", "fast")
-    resolve_compile(short_run, [presets.COMPILE_MIN_PIXEL_STEPS // short_run.iterations - 1])
-    assert short_run.compile is False
+    assert short_run.for_pixels([presets.COMPILE_MIN_PIXEL_STEPS // short_run.iterations - 1]).compile is False
 
 
 def test_the_chosen_preset_is_recorded_for_resume(tmp_path, images):
     out = tmp_path / "out"
     assert main(["refine", str(images[0]), "--preset", "fast", "--iterations", "3", "--out", str(out)]) == 0
-    settings = json.loads((out / "metrics.json").read_text())["settings"]
+    settings = json.loads((out / "metrics.json").read_text())["settings"]["budget"]
     assert (settings["preset"], settings["iterations"], settings["lr"], settings["schedule"]) == \
         ("fast", 3, presets.PRESETS["fast"].lr, presets.PRESETS["fast"].schedule)
 
@@ -140,15 +150,13 @@ def test_a_preset_in_python_is_the_command_lines(name):
     """refiner_options gives LatentRefiner the settings the command line builds for the same preset and batch."""
     codec = bundled_codec()
     for pixels in (256 * 256, presets.COMPILE_MIN_PIXEL_STEPS):
-        args = options("--preset", name)
-        resolve_compile(args, [pixels])
+        args = options("--preset", name).for_pixels([pixels])
         from_cli = cli_refiner(args, codec)
         from_python = LatentRefiner(codec, "ssl", **presets.refiner_options(name, pixels))
         for attribute in ("iterations", "lr", "schedule", "check_every", "early_stopping"):
             assert getattr(from_python, attribute) == getattr(from_cli, attribute), attribute
         assert compiled(from_python) is compiled(from_cli) is (args.compile is True)
     assert presets.refiner_options("fast")["compile"] is False  # no batch size given: eager
-    args = options("--preset", name, "--iterations", "37")
-    resolve_compile(args, [256 * 256])
+    args = options("--preset", name, "--iterations", "37").for_pixels([256 * 256])
     assert LatentRefiner(codec, "ssl", **presets.refiner_options(name, iterations=37)).schedule == \
         cli_refiner(args, codec).schedule

@@ -12,7 +12,7 @@ import sgaplus
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
 # a module's layer by its place; modules of the same layer may import each other only within their own folder
-LAYERS = {"kernels": 0, "errors": 0, "ops": 1, "codecs": 2, "refine": 3, "files": 3}
+LAYERS = {"kernels": 0, "errors": 0, "option_fields": 0, "ops": 1, "codecs": 2, "refine": 3, "files": 3}
 TOP = 4  # the pipeline, evaluate, the command line, distributed running, BD metrics, the package's face
 
 

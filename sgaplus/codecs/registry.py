@@ -5,6 +5,7 @@ import bisect
 import inspect
 import math
 import re
+import warnings
 
 from ..errors import SgaplusError
 
@@ -32,7 +33,9 @@ def register(adapter):
 
 def image_models():
     """{name: class} of CompressAI's registered image models."""
-    from compressai.registry import MODELS
+    with warnings.catch_warnings():  # compressai's first import scripts functions with a deprecated torch.jit
+        warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated")
+        from compressai.registry import MODELS
     return {name: cls for name, cls in MODELS.items()
             if not any(f".{part}." in f"{cls.__module__}." for part in NOT_IMAGE_MODELS)}
 

@@ -10,7 +10,6 @@ model's own: nothing is refined twice.
 import contextlib
 import contextvars
 import functools
-import inspect
 import sys
 import types
 import weakref
@@ -20,15 +19,15 @@ import torch
 from ..decoded_files import check_decoded
 from ..errors import ModelError, UsageError
 from ..files.loading import codec_for
-from ..refine.distortion import objective_for
-from ..refine.presets import refiner_options
 from ..refine.refiner import LatentRefiner
+from ..refine.settings import RefinementSettings
 from .weights import known_weights
 
 _OWN = contextvars.ContextVar("sgaplus_own_compress", default=False)  # True: patched compresses are the model's own
-# what patch passes on to LatentRefiner (besides those it sets itself from the options it takes by name)
-REFINER_KEYWORDS = frozenset(inspect.signature(LatentRefiner).parameters) - {"codec", "method", "iterations",
-                                                                            "lmbda", "distortion"}
+RUNNING = ("progress", "backend", "checkpoint_synthesis")  # LatentRefiner's keywords of how it runs
+COMMAND_LINE_ONLY = ("device", "batch_size", "target_bpp", "target_bytes")  # a run's, not a compress call's
+OPTIONS = sorted(set(RefinementSettings.keywords()) - set(COMMAND_LINE_ONLY) - {"lmbda"}) + [
+    "distortion", "early_stopping", *RUNNING]
 
 
 @contextlib.contextmanager
@@ -46,31 +45,35 @@ class OptionsCheck:
     lmbda, metric = 1.0, None
 
 
-def refiners(preset=None, method="ssl", iterations=None, metric=None, **keywords):
-    """A function codec -> the LatentRefiner the options ask for: a preset's settings (default: the default preset;
-    eager unless compile=True), method, iterations (0: none, the model's own latents), metric ("mse", "ms-ssim";
-    default: what the model was trained for) and any other LatentRefiner keyword. UsageError (one line) for an
-    unknown option or a bad value, now."""
-    unknown = sorted(set(keywords) - REFINER_KEYWORDS)
+def refiners(iterations=None, **options):
+    """A function codec -> the LatentRefiner the options ask for: any RefinementSettings field by its name
+    (preset: the default preset's unless given; eager unless compile=True; iterations 0: none, the model's own
+    latents; metric: default what the model was trained for), and LatentRefiner's progress, backend and
+    checkpoint_synthesis. UsageError (one line) for an unknown option or a bad value, now."""
+    unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
-        raise UsageError(f"sgaplus.patch: unknown option {unknown[0]!r}; options: preset, method, iterations, "
-                         f"metric, {', '.join(sorted(REFINER_KEYWORDS))}")
+        raise UsageError(f"sgaplus.patch: unknown option {unknown[0]!r}; options: iterations, {', '.join(OPTIONS)}")
     if iterations is not None and not (isinstance(iterations, int) and iterations >= 0):
         raise UsageError(f"sgaplus.patch: iterations must be an integer >= 0 (0: the model's own latents), got "
                          f"{iterations!r}")
     if iterations == 0:
-        method, iterations = "base", None  # no step: the model's own latents, as the method "base" keeps them
+        options["method"], iterations = "base", None  # no step: the model's own latents, as "base" keeps them
+    running = {name: options.pop(name) for name in RUNNING if name in options}
     try:
-        settings = {**refiner_options(preset, iterations=iterations), **keywords}
-    except ValueError as error:
+        settings = RefinementSettings.of(iterations=iterations, **options).resolved().for_pixels([0])
+    except (TypeError, ValueError) as error:
         raise UsageError(f"sgaplus.patch: {error}") from None
+    return refiner_maker(settings, **running)
 
+
+def refiner_maker(settings, who="sgaplus.patch", **running):
+    """A function codec -> LatentRefiner of these settings (their objective made the codec's), checked now on a
+    stand-in codec; `who` begins its refusals."""
     def refiner_for(codec):
-        chosen, lmbda = objective_for(codec, metric)
         try:
-            return LatentRefiner(codec, method, lmbda=lmbda, distortion=chosen, **settings)
+            return LatentRefiner(codec, settings.for_codec(codec), **running)
         except (TypeError, ValueError) as error:
-            raise UsageError(f"sgaplus.patch: {error}") from None
+            raise UsageError(f"{who}: {error}") from None
     refiner_for(OptionsCheck())
     return refiner_for
 
@@ -249,7 +252,8 @@ def patch(model, lmbda=None, **options):
     """Make model.compress(x) refine x's latents and return what the model's own compress returns, in its own form
     (its unchanged decompress reads it); patch a CompressionModel class to do so for every instance. lmbda: the RD
     trade-off (default: the training lambda of bundled or zoo weights; required otherwise). options: preset, method,
-    iterations, metric and LatentRefiner's keywords (default: the default preset). Returns a handle: .undo(), or
+    iterations, metric, any other RefinementSettings field by its name (sgaplus/refine/settings.py) and LatentRefiner's
+    progress, backend and checkpoint_synthesis (default: the default preset). Returns a handle: .undo(), or
     `with sgaplus.patch(model, ...):`. UsageError or ModelError (one line) before any work for a mistake or a
     model codec_for refuses."""
     refiner_for = refiners(**options)

@@ -10,16 +10,17 @@ import traceback
 from pathlib import Path
 
 from ..errors import SgaplusError, UsageError
-from .patch import ClassPatch, OptionsCheck
+from .patch import ClassPatch, refiner_maker
 
 
-def run_program(program, arguments, module, lmbda, refiner_for):
+def run_program(program, arguments, module, settings):
     """Run `program` (a script's path, or with module=True a module's name) with `arguments` as its command line,
-    every CompressionModel's compress refined by refiner_for(codec) at lmbda (None: the known weights' training
-    lambda); its exit status. UsageError before running anything when the program does not exist or an option's
-    value is refused."""
+    every CompressionModel's compress refined with `settings` (a RefinementSettings; lmbda None: the known weights'
+    training lambda; eager unless compile=True: the images are not known before they are compressed); its exit
+    status. UsageError before running anything when the program does not exist or a setting is refused."""
     check_program(program, module)
-    refiner_for(OptionsCheck())
+    refiner_for = refiner_maker(settings.resolved().for_pixels([]), who="sgaplus run")
+    lmbda = settings.objective.lmbda
     from compressai.models import CompressionModel
     with ClassPatch(lmbda, refiner_for, announce=True) as patched, as_main(program, arguments, module):
         patched.add_subclasses(CompressionModel)

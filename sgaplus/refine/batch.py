@@ -11,7 +11,7 @@ class RefiningBatch:
     context model's rounding centres for the next relaxed step (the previous iterate's means), start: its last
     check's hard y_hat (where the next fixed point starts); lmbdas: per-row lambdas (a rate target) or None;
     nonfinite: per row, whether a relaxed loss went non-finite since the last check.
-    Per image: lmbda (the lambda at the end), stopped_step (early stopping), nonfinite_step.
+    Per image: lmbda (the lambda at the end), stopped_step (early stopping, max_seconds), nonfinite_step.
     """
 
     def __init__(self, x, y, z, lr, lmbda, per_image_lambdas, memory_format):

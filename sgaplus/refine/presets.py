@@ -33,6 +33,7 @@ PRESETS = {
 # "fast" ends within 0.3% of "paper" or lower on every bundled architecture and unseen image measured, in a quarter
 # of its time (docs/refinement.md, "Presets"); "paper" reproduces the paper
 DEFAULT_PRESET = "fast"
+PYTHON_PRESET = "paper"  # LatentRefiner's settings left unset: the paper's, as they have been since 0.1
 # "auto" compiles the relaxed loss when a run refines at least this many pixel-steps (iterations x the pixels of each
 # batch, summed over batches): compiling costs a roughly fixed time and saves time in proportion to the pixels a step
 # refines. Measured on CPU for the six bundled architectures (docs/refinement.md, "Presets"), a first compile

@@ -1,5 +1,6 @@
 """LatentRefiner: per-image refinement of a codec's latents y, z (docs/refinement.md)."""
 import math
+import time
 import warnings
 from contextlib import contextmanager
 
@@ -9,20 +10,16 @@ import torch.nn.functional as F
 from ..codecs.base import round_around
 from ..codecs.fixed_point import DECODER_DRIFT_TOLERANCE
 from ..ops._common import check_positive
-from ..ops.rounding import METHODS, RoundingConfig, sga_round
+from ..ops.rounding import sga_round
+from . import presets
 from .batch import RefiningBatch
 from .best import BestLatents
 from .distortion import distortion_of, mse
 from .history import History
 from .noise import ImageNoise
 from .results import Check, Metrics, RefinementResult
-from .schedule import TemperatureSchedule
-from .stopping import EarlyStopping
+from .settings import AUTOCAST_DTYPES, BASELINES, SGA_METHODS, RefinementSettings  # noqa: F401 (re-exported)
 from .target import RateTarget
-
-BASELINES = ("base", "ste", "uniform")
-AUTOCAST_DTYPES = {None: None, "bfloat16": torch.bfloat16, "float16": torch.float16}
-SGA_METHODS = tuple(sorted(set(METHODS[2]) | set(METHODS[3])))
 
 
 def pad_to_multiple(x, multiple):
@@ -35,14 +32,21 @@ def pad_to_multiple(x, multiple):
 class LatentRefiner:
     """Refines the latents of a HyperpriorCodec for a batch of same-size images.
 
+    settings: a RefinementSettings (settings.py: the rounding, the budget, the objective, the speed switches), or
+    the method's name with the other settings as keywords (LatentRefiner(codec, "ssl", iterations=500, lr=2e-2)).
+    Settings left unset are the "paper" preset's (2000 iterations of SGA+'s schedule, lr 5e-3; the command line's
+    default is "fast"). A compile of "auto" (a preset's) runs eagerly: the command line decides it from the run's
+    pixels (RefinementSettings.for_pixels).
+
     method: "ssl", "atanh", "linear", "cosine" (the fused op, `classes` 2 or 3, parameters a, r, n),
     or a baseline: "base" (no refinement), "ste" (straight-through rounding), "uniform" (additive
     uniform noise). lmbda defaults to the codec's training lambda (semi-multi-rate: pass another).
-    distortion: what the loss lambda * scale * distortion + bpp measures the reconstruction by: "mse" (scale 255^2),
-    "ms-ssim" (1 - MS-SSIM, scale 1; images of at least 161x161), or a Distortion (sgaplus.refine.distortion) or
-    function (x_hat, x) -> (B,) of your own, differentiable (scale 1: pass the lambda that goes with it).
+    distortion (metric): what the loss lambda * scale * distortion + bpp measures the reconstruction by: "mse" (scale
+    255^2), "ms-ssim" (1 - MS-SSIM, scale 1; images of at least 161x161), or a Distortion (sgaplus.refine.distortion)
+    or function (x_hat, x) -> (B,) of your own, differentiable (scale 1: pass the lambda that goes with it).
     The true loss (hard rounding) is checked at the start, every `check_every` steps and at the end;
-    the latents with the lowest true loss checked are kept, per image.
+    the latents with the lowest true loss checked are kept, per image. max_seconds: a batch stops at its best check
+    so far once it has refined this long.
 
     Speed switches for the relaxed steps (the true-loss checks always run in float32, eagerly, with
     the process's TF32 settings): autocast ("bfloat16" or "float16": the codec's convolutions under
@@ -51,53 +55,44 @@ class LatentRefiner:
     tensors on the image's device, so the annealing does not recompile), cuda_graphs (CUDA only: the
     relaxed loss compiled with mode="reduce-overhead", so forward and backward replay as CUDA graphs),
     tf32 (True: float32 convolutions and matmuls of the relaxed steps on TF32 tensor cores; False:
-    full float32; None: leave torch's settings, whose default is TF32 for cuDNN convolutions);
+    full float32; None: leave torch's settings, whose default is TF32 for cuDNN convolutions).
+    Not settings (how this object runs): progress (a progress bar), backend (the op's: "auto", "triton", "torch"),
     checkpoint_synthesis (recompute the synthesis transform in the backward instead of keeping its activations:
-    less memory, one more forward of g_s per step; memory.py turns it on when an image would not fit otherwise).
+    less memory, one more forward of g_s per step; memory.py turns it on when an image would not fit otherwise),
+    target (a RateTarget: lambda moved per image towards a rate).
     """
 
-    def __init__(self, codec, method="ssl", classes=2, *, a=None, r=None, n=None, iterations=2000, lr=5e-3,
-                 lmbda=None, schedule=None, check_every=10, seed=0, progress=False, backend="auto",
-                 autocast=None, channels_last=False, compile=False, cuda_graphs=False, tf32=None,
-                 checkpoint_synthesis=False, early_stopping=None, target=None, distortion="mse"):
-        if method not in SGA_METHODS + BASELINES:
-            raise ValueError(f"unknown method {method!r}; valid: {', '.join(SGA_METHODS + BASELINES)}")
-        # the op's configuration, validated now rather than at the first step (None for baselines)
-        self.rounding = RoundingConfig(method, classes, False, a, r, n) if method in SGA_METHODS else None
-        if lmbda is None and codec.lmbda is None:
+    def __init__(self, codec, settings="ssl", classes=None, *, progress=False, backend="auto",
+                 checkpoint_synthesis=False, target=None, **keywords):
+        if not isinstance(settings, RefinementSettings):
+            keywords = {"method": settings, **keywords, **({} if classes is None else {"classes": classes})}
+            settings = RefinementSettings.of(**{"distortion": "mse", **keywords})
+        elif classes is not None or keywords:
+            raise TypeError("LatentRefiner takes a RefinementSettings or keywords, not both")
+        self.settings = settings = settings.resolved(presets.PYTHON_PRESET)
+        budget, speed = settings.budget, settings.speed
+        self.rounding = settings.rounding_config()  # the op's configuration (None for baselines)
+        if settings.objective.lmbda is None and codec.lmbda is None:
             raise ValueError("lmbda is needed: the codec has no training lambda")
+        lmbda = settings.objective.lmbda
         self.lmbda = check_positive("lmbda", codec.lmbda if lmbda is None else lmbda)
-        self.distortion = distortion_of(distortion)
-        if not isinstance(iterations, int) or iterations < 0:
-            raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
-        if not (isinstance(check_every, int) and check_every > 0):
-            raise ValueError(f"check_every must be an integer > 0, got {check_every!r}")
-        check_positive("lr", lr)
-        self.codec, self.method = codec, method
-        self.iterations = 0 if method == "base" else iterations
-        self.lr, self.check_every, self.seed = lr, check_every, seed
-        self.schedule = schedule or TemperatureSchedule()
-        if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
-            raise TypeError(f"early_stopping must be an EarlyStopping or None, got {type(early_stopping).__name__}")
-        self.early_stopping = early_stopping
+        self.distortion = distortion_of(settings.objective.metric or "mse")
+        self.codec, self.method, self.seed = codec, settings.rounding.method, settings.rounding.seed
+        self.iterations = 0 if self.method == "base" else budget.iterations
+        self.lr, self.check_every, self.max_seconds = budget.lr, budget.check_every, budget.max_seconds
+        self.schedule = settings.temperature_schedule()
+        self.early_stopping = settings.early_stopping()
         if target is not None and not isinstance(target, RateTarget):
             raise TypeError(f"target must be a RateTarget or None, got {type(target).__name__}")
-        if target is not None and early_stopping is not None:
+        if target is not None and self.early_stopping is not None:
             raise ValueError("a rate target moves lambda, so the true loss is no plateau measure: "
                              "use either target or early_stopping")
-        self.target = target
-        self.progress, self.backend = progress, backend
-        if autocast not in AUTOCAST_DTYPES:
-            raise ValueError(f"autocast must be one of {', '.join(map(str, AUTOCAST_DTYPES))}, got {autocast!r}")
-        self.autocast_dtype, self.channels_last = AUTOCAST_DTYPES[autocast], channels_last
-        if tf32 not in (None, True, False):
-            raise ValueError(f"tf32 must be True, False or None, got {tf32!r}")
-        self.tf32, self.cuda_graphs, self.checkpoint_synthesis = tf32, cuda_graphs, checkpoint_synthesis
+        self.target, self.progress, self.backend = target, progress, backend
+        self.autocast_dtype, self.channels_last = AUTOCAST_DTYPES[speed.autocast], speed.channels_last
+        self.tf32, self.cuda_graphs, self.checkpoint_synthesis = speed.tf32, speed.cuda_graphs, checkpoint_synthesis
         self._loss = self.relaxed_loss
-        if cuda_graphs:
-            if compile not in (False, True, "inductor"):
-                raise ValueError(f"cuda_graphs compiles with inductor (mode='reduce-overhead'); "
-                                 f"got compile={compile!r}")
+        compile = speed.compile if speed.compile != "auto" else False
+        if speed.cuda_graphs:
             self._loss = torch.compile(self.relaxed_loss, mode="reduce-overhead")
         elif compile:
             self._loss = torch.compile(self.relaxed_loss, **({} if compile is True else {"backend": compile}))
@@ -190,10 +185,10 @@ class LatentRefiner:
         Each image draws its own noise, keyed by the seed and its pixels (noise.py), so its result does not depend
         on the other images of the batch. names: the images' names, for the progress bar and warnings. An image
         leaves the batch (and stops costing work) when early stopping finds its true loss on a plateau
-        (result.stopped_step), or when its relaxed loss or latents become non-finite, NaN or inf from any cause
-        (result.nonfinite_step; a warning names it and the steps). Either way it keeps its best latents so far.
-        The history holds, per check, each image's checked metrics, or for an image that has left the batch its
-        best ones.
+        (result.stopped_step; every image at once when max_seconds is up), or when its relaxed loss or latents
+        become non-finite, NaN or inf from any cause (result.nonfinite_step; a warning names it and the steps).
+        Either way it keeps its best latents so far. The history holds, per check, each image's checked metrics,
+        or for an image that has left the batch its best ones.
         """
         self._check_images(x)
         names = [f"image {i}" for i in range(x.shape[0])] if names is None else list(names)
@@ -209,7 +204,7 @@ class LatentRefiner:
         history = History()
         history.record(0, self.schedule(0), base, batch.images, best)
         plateau = self.early_stopping.tracker(base.metrics.loss) if self.early_stopping else None
-        bar = self._progress_bar(names)
+        bar, started = self._progress_bar(names), time.monotonic()
         for step in range(1, self.iterations + 1):
             tau = self.schedule(step - 1)
             relaxed_loss = self._step(batch, tau, noise, step)
@@ -218,6 +213,8 @@ class LatentRefiner:
                 continue
             check = self._check(batch)
             leaving = self._judge(step, batch, check, best, plateau, names)
+            if self.max_seconds is not None and time.monotonic() - started > self.max_seconds:
+                leaving = self._time_is_up(step, batch, leaving)
             history.record(step, tau, check, batch.images, best, relaxed_loss.tolist())
             if goals is not None:
                 batch.set_lambdas([goals[i].next_lmbda(batch.lmbdas[j].item(), check.metrics.bpp[j], self.lmbda)
@@ -326,6 +323,14 @@ class LatentRefiner:
                 batch.stopped_step[i] = step
                 leaving.append(j)
         return leaving
+
+    @staticmethod
+    def _time_is_up(step, batch, leaving):
+        """max_seconds: every row leaves at this check, those still refining as stopped here."""
+        for j, i in enumerate(batch.images):
+            if j not in leaving:
+                batch.stopped_step[i] = step
+        return list(range(len(batch.images)))
 
     def _progress_bar(self, names):
         """A tqdm bar naming the images (when progress is on and there are steps), else one that shows nothing."""

@@ -42,7 +42,7 @@ class RefinementResult:
     best: Metrics
     best_step: list
     nonfinite_step: list  # per image: the check step that found it non-finite (it stopped there), or None
-    stopped_step: list  # per image: the check step early stopping ended it at, or None
+    stopped_step: list  # per image: the check step early stopping or max_seconds ended it at, or None
     lmbda: list  # per image: the lambda at the end (the refiner's, or where a rate target moved it)
     history: list = field(default_factory=list)  # per check: step, tau, and per-image lists (see History)
     base_x_hat: torch.Tensor = None  # reconstruction of the unrefined latents, cropped to the image size

@@ -5,9 +5,10 @@ merges every rank's pairs into pairs.json and removes the rank files. A resumed 
 file there is, whatever the number of processes that wrote them."""
 import json
 
-from . import distributed
-from .errors import UsageError
-from .pipeline import write_json
+from .. import distributed
+from ..errors import UsageError
+from ..pipeline import write_json
+from ..refine.settings import compare_recorded
 
 MERGED = "pairs.json"
 KINDS = ("base", "refined")  # the two files of a pair
@@ -36,9 +37,7 @@ def read(out, settings):
             found, before = earlier["pairs"], earlier["settings"]
         except (ValueError, KeyError, TypeError):
             raise UsageError(f"cannot resume: {path} is not a file this sgaplus wrote") from None
-        if before != settings:
-            changed = ", ".join(k for k in settings if before.get(k) != settings[k])
-            raise UsageError(f"cannot resume: the earlier run in {out} used other settings ({changed})")
+        compare_recorded(before, settings, out)
         rows.update({(row["point"], row["image"]): row for row in found
                      if all((out / row[kind]["file"]).is_file() for kind in KINDS)})
     return rows

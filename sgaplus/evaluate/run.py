@@ -2,8 +2,8 @@
 quality, level or checkpoint) and image, the unrefined and the refined file are written and decoded. The same-size
 images of a rate point refine together, in the batches `refine` cuts (pipeline.make_batches, at most --batch-size
 and what the memory plan lets fit); under torchrun, the (rate point, batch) units are shared among the ranks. The
-finished pairs are kept as they finish (evaluation_pairs.py), and the outputs are written once, from all of them
-(evaluation_curves.py)."""
+finished pairs are kept as they finish (pairs.py), and the outputs are written once, from all of them (curves.py).
+The rate points are points.py's."""
 import sys
 import time
 from dataclasses import dataclass
@@ -12,27 +12,23 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from tqdm import tqdm
 
-from . import distributed, evaluation_pairs
-from .codecs import registry
-from .decoded_files import decoded_files, file_metrics
-from .errors import SgaplusError, UsageError
-from .evaluation_curves import write_curves
-from .evaluation_pairs import KINDS
-from .files.bitstream import encode
-from .files.images import write_atomic
-from .files.loading import bundled_models, load_codec, load_model_class
-from .pipeline import make_batches
-from .refine import memory
+from .. import distributed
+from ..decoded_files import decoded_files, file_metrics
+from ..errors import INTERRUPTED, SgaplusError, UsageError
+from ..files.bitstream import encode
+from ..files.images import read_rgb, write_atomic
+from ..pipeline import Outputs, check_size, make_batches, recorded_settings, warn_other_metric
+from ..refine import memory
+from ..refine.refiner import LatentRefiner
+from ..refine.settings import RefinementSettings, checked_device, recorded_preset
+from . import pairs
+from .curves import table, write_curves
+from .pairs import KINDS
+from .points import RatePoint, RatePoints
 
-OUTPUTS = ("base.json", "refined.json", "bd.json", "images.csv", "rd.png", evaluation_pairs.MERGED)
-
-
-@dataclass
-class RatePoint:
-    """One point of the curve: its label (in file names) and a function that loads its codec."""
-    label: str
-    load: Callable
+OUTPUTS = ("base.json", "refined.json", "bd.json", "images.csv", "rd.png", pairs.MERGED)
 
 
 @dataclass
@@ -55,49 +51,6 @@ class Unit:
     """A piece of the work: a batch of same-size images [(index, name, x)] at one rate point, refined together."""
     point: RatePoint
     batch: list
-
-
-def rate_points(bundled, model=None, qualities=None, levels=None, checkpoints=(),
-                model_class=None, model_args=None, lmbdas=None, metric="mse"):
-    """The rate points the options name: checkpoint files (one point each; a --model-class's with one lambda each),
-    or the qualities of the zoo's or the bundled architecture (default: all), or a variable-rate model's levels
-    (default: all)."""
-    if lmbdas and len(lmbdas) != len(checkpoints):
-        raise UsageError(f"--lmbda gives one lambda per --checkpoint file: {len(lmbdas)} lambdas for "
-                         f"{len(checkpoints)} files")
-    if checkpoints:
-        if qualities or levels:
-            raise UsageError("with --checkpoint files, each file is a rate point: --qualities and --levels do not "
-                             "apply")
-        labels = [Path(c).stem for c in checkpoints]
-        if len(set(labels)) != len(labels):
-            raise UsageError("two --checkpoint files share a name; the rate points are named by their files")
-        lmbdas = lmbdas or [None] * len(checkpoints)
-        if model_class is not None:
-            return [RatePoint(label, partial(load_model_class, model_class, c, model_args, lmbda))
-                    for label, c, lmbda in zip(labels, checkpoints, lmbdas)]
-        return [RatePoint(label, partial(_with_lmbda, partial(load_codec, model, checkpoint=c), lmbda))
-                for label, c, lmbda in zip(labels, checkpoints, lmbdas)]
-    first = load_codec(model, (qualities or [None])[0], bundled=bundled, metric=metric)
-    if first.variable_rate:
-        if qualities:
-            raise UsageError(f"{first.model_id} is a variable-rate model: choose its rate points with --levels")
-        return [RatePoint(f"level{level}", partial(load_codec, model, bundled=bundled, level=level, metric=metric))
-                for level in levels or range(len(first.model.levels))]
-    if levels:
-        raise UsageError(f"--levels chooses the rate points of a variable-rate model; {first.model_id} has qualities")
-    return [RatePoint(f"q{quality}", partial(load_codec, model, quality, bundled=bundled, metric=metric))
-            for quality in qualities or available_qualities(model, bundled, metric)]
-
-
-def _with_lmbda(load, lmbda):
-    codec = load()
-    codec.lmbda = codec.lmbda if lmbda is None else lmbda
-    return codec
-
-
-def available_qualities(model, bundled, metric):
-    return registry.zoo_qualities(model, metric) if model else sorted(bundled_models(bundled))
 
 
 def plan_work(evaluation, done, world):
@@ -179,7 +132,7 @@ def evaluate(evaluation, resume, progress, rank=0, world=1):
     """Run this rank's share of the (point, batch) units not finished yet; then, on rank 0, write the outputs from
     every rank's pairs and the earlier run's: returns (curves, BD metrics) there, None on the other ranks."""
     out, settings = evaluation.out, evaluation.settings
-    earlier = list(evaluation_pairs.start(out, settings, resume, rank, world).values())
+    earlier = list(pairs.start(out, settings, resume, rank, world).values())
     prepared, units = plan_work(evaluation, {(row["point"], row["image"]) for row in earlier}, world)
     mine = distributed.share(units, rank, world)
     progress.reset(total=len(earlier) + sum(len(unit.batch) for unit in mine))
@@ -187,12 +140,84 @@ def evaluate(evaluation, resume, progress, rank=0, world=1):
     rows = []
     for unit in mine:
         rows += run_unit(evaluation, prepared, unit, rank, world)
-        evaluation_pairs.record(out, settings, in_order(evaluation, earlier * (world == 1) + rows), rank, world)
+        pairs.record(out, settings, in_order(evaluation, earlier * (world == 1) + rows), rank, world)
         progress.update(len(unit.batch))
     rows = distributed.gather(rows, world)
     if rank != 0:
         return None
     rows = in_order(evaluation, earlier + rows)
-    evaluation_pairs.finish(out, settings, rows)
+    pairs.finish(out, settings, rows)
     return write_curves(out, [point.label for point in evaluation.points], rows, evaluation.name,
-                        settings["method"])
+                        settings["rounding"]["method"])
+
+
+@dataclass(frozen=True)
+class EvaluateJob:
+    images: tuple  # the input images' paths
+    outputs: Outputs
+    points: RatePoints
+    settings: RefinementSettings
+
+
+def point_refiners(settings, codec):
+    """(unrefined, refined) LatentRefiners of one rate point, at the point's lambda."""
+    settings = settings.for_codec(codec)
+    metric, lmbda = settings.objective.metric, settings.objective.lmbda
+    if lmbda is None and codec.lmbda is None:
+        raise UsageError(f"{codec.model_id} has no training lambda: give --lmbda, one per --checkpoint file")
+    warn_other_metric(settings, codec)
+    return LatentRefiner(codec, "base", lmbda=lmbda, distortion=metric), LatentRefiner(codec, settings)
+
+
+def prepare(job):
+    """The Evaluation of a job and whether it resumes, every option and input checked before any work."""
+    sources = [Path(p) for p in job.images]
+    if len({p.name for p in sources}) != len(sources):
+        raise UsageError("two input images share a file name; evaluate them into separate --out folders")
+    out = job.outputs.folder()
+    resume = job.outputs.resume
+    settings = job.settings.resolved(recorded_preset(recorded_settings(out / pairs.MERGED) if resume else None))
+    if not resume:
+        job.outputs.refuse_overwrite([out / name for name in OUTPUTS] + pairs.rank_files(out) + [out / "bitstreams"])
+    images = [(p.name, read_rgb(p)) for p in sources]  # every input checked before any work
+    for name, x in images:
+        check_size(settings.objective.metric or "mse", name, x)
+    points = job.points.points(settings.objective.metric or "mse")
+    settings = settings.for_pixels([x.shape[-2] * x.shape[-1] for _, x in images])  # each point compiles anew
+    record = {"rate_points": job.points.record(), **settings.record(), "points": [p.label for p in points]}
+    return Evaluation(images, points, partial(point_refiners, settings), out, checked_device(settings.speed.device),
+                      record, job.points.name(), settings.speed.batch_size)
+
+
+def run(job):
+    """Every rate point x image: the unrefined and the refined file; the curves, BD metrics, table and plot. Under
+    torchrun each rank takes every world-th (rate point, batch) unit and rank 0 writes the outputs. The exit
+    status."""
+    evaluation = prepare(job)
+    rank, world, evaluation.device = distributed.setup(evaluation.device)
+    evaluation.out.mkdir(parents=True, exist_ok=True)
+    with tqdm(total=len(evaluation.points) * len(evaluation.images), desc="evaluate", unit="image",
+              disable=rank > 0) as bar:
+        try:
+            written = evaluate(evaluation, job.outputs.resume, bar, rank, world)
+        except KeyboardInterrupt:
+            print(f"sgaplus: interrupted: the finished pairs are kept in {evaluation.out}; run the same command with "
+                  f"--resume", file=sys.stderr)
+            return INTERRUPTED
+    distributed.finish(world)
+    if rank == 0:
+        report(*written, evaluation.out, world)
+    return 0
+
+
+def report(curves, bd, out, world):
+    print(table(curves))
+    print(f"BD-rate of refined against base: {_percent(bd.get('bd_rate_percent_psnr'))} (PSNR)"
+          + (f", {_percent(bd['bd_rate_percent_ms_ssim'])} (MS-SSIM)" if "bd_rate_percent_ms_ssim" in bd else ""))
+    print(f"wrote base.json, refined.json (CompressAI's format: python -m compressai.utils.plot -f {out}/base.json "
+          f"{out}/refined.json), bd.json, images.csv and rd.png to {out}"
+          + (f" ({world} processes)" if world > 1 else ""))
+
+
+def _percent(value):
+    return "undefined" if value is None else f"{value:+.2f}%"

@@ -4,11 +4,11 @@ CompressAI's eval_model format (base.json, refined.json: `python -m compressai.u
 import csv
 import io
 
-from .bd import bd_psnr, bd_rate
-from .evaluation_pairs import KINDS
-from .files.images import write_atomic
-from .pipeline import mean_or_none, write_json
-from .refine.distortion import ms_ssim_db
+from ..bd import bd_psnr, bd_rate
+from ..files.images import write_atomic
+from ..pipeline import mean_or_none, write_json
+from ..refine.distortion import ms_ssim_db
+from .pairs import KINDS
 
 FIELDS = ("bpp", "psnr", "ms_ssim", "encoding_time", "loss")
 
