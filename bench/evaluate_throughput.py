@@ -7,9 +7,11 @@ noise seed moves them by (one at a time, --seed 1).
     python bench/evaluate_throughput.py                                  # this CPU, small crops
     python bench/evaluate_throughput.py --device cuda --images 12 --height 512 --width 768 --json-only
 
-The one-at-a-time runs take the first --baseline-images of the images (their pairs per second are a rate, so a
-subset measures it); the two runs alternate --repeats times, and every time is recorded. Writes
-bench/results/evaluate-throughput-<device>.json and .md (the table).
+On a CPU `evaluate` refines every image alone, whatever --batch-size (docs/cli.md, "Batches"), so there the two runs
+do the same work; bench/batch_invariance_cost.py measures what a batch would gain. The one-at-a-time runs take the
+first --baseline-images of the images (their pairs per second are a rate, so a subset measures it); the two runs
+alternate --repeats times, and every time is recorded. Writes bench/results/evaluate-throughput-<device>.json and
+.md (the table).
 """
 import argparse
 import contextlib

@@ -1,8 +1,8 @@
 """torchrun shards `sgaplus refine` across processes (gloo on CPU): the same bitstreams as one process, byte for
 byte; PNGs within one grey level and metrics to float precision (the decoder's and the loss's convolutions
 depend on the thread count, and torchrun sets OMP_NUM_THREADS=1), as the README states. `sgaplus evaluate` under
-torchrun (python -m sgaplus): the outputs of one process; a rank's failure, and a resume on another number of
-processes."""
+torchrun (python -m sgaplus): the outputs of one process, at any --batch-size; a rank's failure, and a resume on
+another number of processes."""
 import json
 import os
 import subprocess
@@ -81,9 +81,10 @@ def comparable(out):
 
 
 def test_evaluate_on_two_processes_a_failure_and_a_resume_on_one(tmp_path, monkeypatch, capsys):
-    """Four same-size images and two of another size at two qualities: (point, batch) units 0-3, rank 1 takes units
-    1 and 3. Two processes write what one does; a rank's failure is one line naming it and its pair, its finished
-    pairs are kept, and one process resumes from them to the same outputs."""
+    """Four same-size images and two of another size at two qualities: on a CPU each (point, batch) unit is one image
+    (docs/cli.md, "Batches"), units 0-11, rank 1 takes the odd ones. Two processes write what one does, and one
+    process what it does at --batch-size 1; a rank's failure is one line naming it and its pair, its finished pairs
+    are kept, and one process resumes from them to the same outputs."""
     images = [str(save_png(tmp_path / f"a{i}.png", sample_crop(64, top=40 * i, left=30 * i))) for i in range(4)]
     images += [str(save_png(tmp_path / f"w{i}.png", sample_crop((64, 96), name="coffee", top=50 * i))) for i in (0, 1)]
     threads = torch.get_num_threads()
@@ -94,23 +95,25 @@ def test_evaluate_on_two_processes_a_failure_and_a_resume_on_one(tmp_path, monke
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "(2 processes)" in proc.stdout
         assert comparable(tmp_path / "multi") == comparable(tmp_path / "single")
+        assert main(["evaluate", *images, "--out", str(tmp_path / "alone"), *EVALUATE, "--batch-size", "1"]) == 0
+        assert comparable(tmp_path / "alone") == comparable(tmp_path / "single")
         script = tmp_path / "failing.py"
         script.write_text(FAILING)
         part = tmp_path / "part"
         proc = torchrun(str(script), "evaluate", *images, "--out", str(part), *EVALUATE)
         assert proc.returncode != 0
         [line] = [line for line in proc.stderr.splitlines() if "sgaplus: error:" in line]  # after rank 0's bar
-        assert line.endswith("sgaplus: error: rank 1 of 2 failed on q2 x w0.png, w1.png: RuntimeError: planted "
-                             "failure"), proc.stderr[-3000:]
+        assert line.endswith("sgaplus: error: rank 1 of 2 failed on q1 x a3.png: RuntimeError: planted failure"), \
+            proc.stderr[-3000:]
         kept = json.loads((part / "pairs-rank1.json").read_text())["pairs"]
-        assert [(row["point"], row["image"]) for row in kept] == [("q1", "w0.png"), ("q1", "w1.png")]
+        assert [(row["point"], row["image"]) for row in kept] == [("q1", "a1.png")]
         refined = []
         code_unit = evaluation.code_unit
         monkeypatch.setattr(evaluation, "code_unit", lambda *args: refined.append(args[-1]) or code_unit(*args))
         assert main(["evaluate", *images, "--out", str(part), *EVALUATE, "--resume"]) == 0
     finally:
         torch.set_num_threads(threads)
-    assert ("q1", ["w0.png", "w1.png"]) not in [(u.point.label, [n for _, n, _ in u.batch]) for u in refined]
+    assert ("q1", ["a1.png"]) not in [(u.point.label, [n for _, n, _ in u.batch]) for u in refined]
     assert comparable(part) == comparable(tmp_path / "single")
     assert not list(part.glob("pairs-rank*.json"))
     assert parse_json_file(part / "refined.json", "psnr")["xs"] == comparable(part)["refined.json"]["results"]["bpp"]

@@ -17,6 +17,7 @@ from sgaplus.cli import main
 from sgaplus.evaluate import run as evaluation
 from sgaplus.files.images import write_png
 from sgaplus.files.loading import bundled_path
+from sgaplus.refine import memory
 
 QUALITIES = ("1", "2", "3")
 SIZE = 96
@@ -83,7 +84,7 @@ def test_resume_after_an_interruption_gives_the_same_files(tmp_path, images, who
 
     def interrupted(*args):
         calls.append(1)
-        if len(calls) == 3:  # the second rate point's unrefined files (its two images refine as one batch)
+        if len(calls) == 5:  # the second rate point's first unrefined file (on a CPU each image refines alone)
             raise KeyboardInterrupt
         return code_files(*args)
 
@@ -100,15 +101,14 @@ def test_resume_after_an_interruption_gives_the_same_files(tmp_path, images, who
 
 
 def test_resume_redoes_a_pair_whose_file_was_deleted(tmp_path, images):
-    """A finished pair whose bitstream is gone is refined again, alone: each image draws its own noise, so the file
-    comes back byte for byte (with convolutions that compute an image the same in any batch: test_batch_invariance)."""
+    """A finished pair whose bitstream is gone is refined again, alone: each image draws its own noise, and on a CPU
+    refines alone in any run (test_batch_invariance), so the file comes back byte for byte."""
     quick = ["--qualities", "1", "2", "--iterations", "4", "--check-every", "2", "--no-compile"]
-    with torch.backends.mkldnn.flags(enabled=False):
-        assert main(["evaluate", *images, *quick, "--out", str(tmp_path)]) == 0
-        gone = sorted((tmp_path / "bitstreams").rglob("*.refined.bin"))[-1]
-        written = gone.read_bytes()
-        gone.unlink()
-        assert main(["evaluate", *images, *quick, "--out", str(tmp_path), "--resume"]) == 0
+    assert main(["evaluate", *images, *quick, "--out", str(tmp_path)]) == 0
+    gone = sorted((tmp_path / "bitstreams").rglob("*.refined.bin"))[-1]
+    written = gone.read_bytes()
+    gone.unlink()
+    assert main(["evaluate", *images, *quick, "--out", str(tmp_path), "--resume"]) == 0
     assert gone.read_bytes() == written
 
 
@@ -166,10 +166,11 @@ BATCH_TOLERANCE = 0.05  # docs/cli.md: a refined file's true loss, batched again
 
 
 def test_same_size_images_refine_together_within_the_documented_tolerance(tmp_path, monkeypatch):
-    """Four 64x64 images and two 64x96 at two qualities: each size refines as one batch (sizes never mixed), the
-    unrefined files are the one-at-a-time files byte for byte, and the refined files (the same noise per image; with
-    oneDNN's convolutions, batch-dependent in their last bits, test_batch_invariance.py) are within BATCH_TOLERANCE of
-    the one-at-a-time true loss."""
+    """Four 64x64 images and two 64x96 at two qualities, batched as on a GPU (on a CPU each image refines alone,
+    test_batch_invariance.py): each size refines as one batch (sizes never mixed), the unrefined files are the
+    one-at-a-time files byte for byte, and the refined files (the same noise per image; with oneDNN's convolutions,
+    batch-dependent in their last bits) are within BATCH_TOLERANCE of the one-at-a-time true loss."""
+    monkeypatch.setattr(memory, "ONE_IMAGE_DEVICES", ())
     paths = [tmp_path / f"a{i}.png" for i in range(4)] + [tmp_path / "w0.png", tmp_path / "w1.png"]
     for i, path in enumerate(paths):
         write_png(path, sample_crop(64 if i < 4 else (64, 96), name=("astronaut", "coffee")[i % 2], top=30 * i))

@@ -80,11 +80,13 @@ def test_checkpointing_the_synthesis_changes_no_result():
     assert torch.equal(plain.y_hat, checkpointed.y_hat) and plain.best.loss == checkpointed.best.loss
 
 
-def test_the_plan_shrinks_batches_then_checkpoints_then_refuses():
+def test_the_plan_shrinks_batches_then_checkpoints_then_refuses(monkeypatch):
     refiner = LatentRefiner(bundled_codec(architecture="cheng2020-anchor"), "ssl")
     step = memory.probe(refiner, "cpu")
     pixels = 512 * 768
     size, one = (512, 768), step.peak(pixels)
+    assert memory.plan(refiner, [size], 8, "cpu", free=100 * one) == {size: 1}  # on a CPU, one image a batch
+    monkeypatch.setattr(memory, "ONE_IMAGE_DEVICES", ())  # the memory's part, measured on the CPU at hand
     assert memory.plan(refiner, [size], 8, "cpu", free=100 * one) == {size: 8}
     budget = 3.5 * one
     [batch] = memory.plan(refiner, [size], 8, "cpu", free=budget / memory.USABLE_SHARE).values()

@@ -129,6 +129,9 @@ PLANTS = [
     Plant("evaluate refines one image at a time", "sgaplus/evaluate/run.py",
           'limits = memory.plan(refiners["refined"], sizes, evaluation.batch_size, evaluation.device)',
           "limits = {size: 1 for size in sizes}", ("tests/test_evaluate.py", "-k", "together")),
+    Plant("a CPU batch refines its images together", "sgaplus/refine/memory.py",
+          'ONE_IMAGE_DEVICES = ("cpu",)  # device types on which every image refines alone, whatever the batch size '
+          'asked for', "ONE_IMAGE_DEVICES = ()", ("tests/test_batch_invariance.py", "-k", "refine_writes")),
     Plant("a missed target size exits 0", "sgaplus/pipeline.py", "if not missed:", "if True:",
           ("tests/test_cli.py", "-k", "target_size_is")),
     Plant("sgaplus.patch: undo leaves the patched compress", "sgaplus/integration/patch.py",

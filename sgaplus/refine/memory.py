@@ -4,7 +4,9 @@ a fixed allowance (the estimate is 1.5 to 1.9 times the peak torch's allocator r
 tests/test_memory.py bounds it). With the synthesis checkpointed (its stages recomputed one at a time in the
 backward), the graph keeps less, and the recomputation of a stage adds up to four times the largest stage's input
 and output (the estimate is then 1.7 times the peak). Where a batch would not fit the memory free on its device, it
-is refined in smaller batches, then with the synthesis checkpointed, or refused with one line saying what fits."""
+is refined in smaller batches, then with the synthesis checkpointed, or refused with one line saying what fits. On a
+CPU every batch is one image: oneDNN's convolutions, PyTorch's CPU default, round an image differently in batches of
+other sizes, which would make an image's file depend on what it is refined with (docs/cli.md, "Batches")."""
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ PEAK_PER_SAVED_BYTE = 2.0  # peak of a step / bytes its graph keeps (see tests/t
 PEAK_PER_STAGE_BYTE = 4.0  # checkpointed: peak added / the largest synthesis stage's input + output bytes
 FIXED_BYTES = 64 << 20  # the part of the peak that does not grow with the image (buffers, workspace)
 USABLE_SHARE = 0.9  # of the free memory, what a refinement may plan to use
+ONE_IMAGE_DEVICES = ("cpu",)  # device types on which every image refines alone, whatever the batch size asked for
 
 
 @dataclass(frozen=True)
@@ -95,9 +98,11 @@ def gigabytes(size):
 
 
 def plan(refiner, sizes, batch_size, device, free=None):
-    """The largest batch (at most batch_size) of each image size that fits the free memory: {size: batch}. Turns on
-    the refiner's checkpoint_synthesis when the largest image fits only with it; UsageError (one line) when an
-    image does not fit at all."""
+    """The largest batch (at most batch_size; one image on ONE_IMAGE_DEVICES) of each image size that fits the free
+    memory: {size: batch}. Turns on the refiner's checkpoint_synthesis when the largest image fits only with it;
+    UsageError (one line) when an image does not fit at all."""
+    if torch.device(device).type in ONE_IMAGE_DEVICES:
+        batch_size = 1
     free = free_bytes(device) if free is None else free
     if free is None or not sizes:
         return {size: batch_size for size in sizes}
