@@ -21,7 +21,7 @@ from .evaluation_curves import write_curves
 from .evaluation_pairs import KINDS
 from .files.bitstream import encode
 from .files.images import write_atomic
-from .files.loading import bundled_models, load_codec, load_model_class
+from .files.loading import bundled_models, calls_named, load_codec, load_model_class
 from .pipeline import make_batches
 from .refine import memory
 
@@ -58,10 +58,10 @@ class Unit:
 
 
 def rate_points(bundled, model=None, qualities=None, levels=None, checkpoints=(),
-                model_class=None, model_args=None, lmbdas=None, metric="mse"):
-    """The rate points the options name: checkpoint files (one point each; a --model-class's with one lambda each),
-    or the qualities of the zoo's or the bundled architecture (default: all), or a variable-rate model's levels
-    (default: all)."""
+                model_class=None, model_args=None, lmbdas=None, metric="mse", model_calls=None):
+    """The rate points the options name: checkpoint files (one point each; a --model-class's with one lambda each,
+    called through model_calls where given), or the qualities of the zoo's or the bundled architecture (default:
+    all), or a variable-rate model's levels (default: all)."""
     if lmbdas and len(lmbdas) != len(checkpoints):
         raise UsageError(f"--lmbda gives one lambda per --checkpoint file: {len(lmbdas)} lambdas for "
                          f"{len(checkpoints)} files")
@@ -74,7 +74,8 @@ def rate_points(bundled, model=None, qualities=None, levels=None, checkpoints=()
             raise UsageError("two --checkpoint files share a name; the rate points are named by their files")
         lmbdas = lmbdas or [None] * len(checkpoints)
         if model_class is not None:
-            return [RatePoint(label, partial(load_model_class, model_class, c, model_args, lmbda))
+            calls = calls_named(model_calls)  # refused now, before any work
+            return [RatePoint(label, partial(load_model_class, model_class, c, model_args, lmbda, calls))
                     for label, c, lmbda in zip(labels, checkpoints, lmbdas)]
         return [RatePoint(label, partial(_with_lmbda, partial(load_codec, model, checkpoint=c), lmbda))
                 for label, c, lmbda in zip(labels, checkpoints, lmbdas)]
