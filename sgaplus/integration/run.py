@@ -10,18 +10,21 @@ import traceback
 from pathlib import Path
 
 from ..errors import SgaplusError, UsageError
+from ..files.loading import calls_named
 from .patch import ClassPatch, OptionsCheck
 
 
-def run_program(program, arguments, module, lmbda, refiner_for):
+def run_program(program, arguments, module, lmbda, refiner_for, calls=None):
     """Run `program` (a script's path, or with module=True a module's name) with `arguments` as its command line,
     every CompressionModel's compress refined by refiner_for(codec) at lmbda (None: the known weights' training
-    lambda); its exit status. UsageError before running anything when the program does not exist or an option's
-    value is refused."""
+    lambda), called through calls (a ModelCalls, or FILE.py:NAME or package.module:NAME naming one; None: by the
+    compress call's own arguments); its exit status. UsageError or ModelError before running anything when the
+    program or the calls do not exist or an option's value is refused."""
     check_program(program, module)
     refiner_for(OptionsCheck())
+    calls = calls_named(calls)
     from compressai.models import CompressionModel
-    with ClassPatch(lmbda, refiner_for, announce=True) as patched, as_main(program, arguments, module):
+    with ClassPatch(lmbda, refiner_for, announce=True, calls=calls) as patched, as_main(program, arguments, module):
         patched.add_subclasses(CompressionModel)
         try:
             if module:
