@@ -63,6 +63,13 @@ def _add_model_class_args(group):
                             "published in --checkpoint; refine needs --lmbda")
     group.add_argument("--model-args", metavar="JSON", help="--model-class's constructor keywords, a JSON object "
                                                             "(default: none; then the class's from_state_dict if any)")
+    _add_model_calls_arg(group)
+
+
+def _add_model_calls_arg(group):
+    group.add_argument("--model-calls", metavar="FILE.py:NAME",
+                       help="how to call a model whose forward, compress or decompress take more than CompressAI's "
+                            "arguments: a sgaplus.ModelCalls in a file (or package.module:NAME); docs/codecs.md")
 
 
 def uses_model_class(args, needs_lmbda):
@@ -70,6 +77,8 @@ def uses_model_class(args, needs_lmbda):
     if args.model_class is None:
         if args.model_args is not None:
             raise UsageError("--model-args gives --model-class's constructor keywords; give --model-class too")
+        if args.model_calls is not None:
+            raise UsageError("--model-calls says how to call --model-class's model; give --model-class too")
         return False
     others = [f"--{name.replace('_', '-')}" for name in ("bundled", "model", "quality", "level", "gain")
               if getattr(args, name, None) is not None]
@@ -347,7 +356,8 @@ def _codec(args, images, device):
     """The codec the options name; with a target size or another lambda and no quality or level given, the bundled
     quality or the variable-rate level nearest to it. The options stay as given: --resume compares them."""
     if uses_model_class(args, needs_lmbda=True):
-        return loading.load_model_class(args.model_class, args.checkpoint, args.model_args, args.lmbda).to(device)
+        return loading.load_model_class(args.model_class, args.checkpoint, args.model_args, args.lmbda,
+                                        args.model_calls).to(device)
     quality, model = args.quality, model_of(args)
     if (args.target_bpp or args.target_bytes) and not (args.model or args.quality or args.checkpoint) and images:
         quality = pipeline.nearest_bundled_quality(images, target_of(args), device, model["bundled"])
@@ -404,7 +414,7 @@ def cmd_evaluate(args):
     device = checked_device(args.device)
     points = evaluation.rate_points(args.bundled or DEFAULT_BUNDLED_ARCHITECTURE, args.model, args.qualities,
                                     args.levels, args.checkpoint or (), args.model_class, args.model_args, args.lmbda,
-                                    args.metric or "mse")
+                                    args.metric or "mse", args.model_calls)
     if len(points) < 2:
         raise UsageError(f"evaluate draws a curve and its BD metrics: it needs two rate points or more, got "
                          f"{len(points)} ({points[0].label})")
@@ -444,7 +454,8 @@ def cmd_run(args):
     resolve_compile(args, [])  # eager unless --compile: the images are not known before they are compressed
     program, *arguments = args.module or args.script
     return run_program(program, arguments, bool(args.module), args.lmbda,
-                       lambda codec: _refiner(args, codec, *objective_for(codec, args.metric, args.lmbda)))
+                       lambda codec: _refiner(args, codec, *objective_for(codec, args.metric, args.lmbda)),
+                       args.model_calls)
 
 
 def _percent(value):
@@ -467,7 +478,7 @@ def cmd_decode(args):
     uses_model_class(args, needs_lmbda=False)  # its options checked before the file is read
     data = Path(args.file).read_bytes()
     x_hat, model_id = decode(data, lambda model_id: codec_for_id(model_id, args.checkpoint, args.model_class,
-                                                                   args.model_args), args.max_pixels)
+                                                                   args.model_args, args.model_calls), args.max_pixels)
     write_png(target, x_hat)
     print(f"decoded {args.file} ({model_id}, {x_hat.shape[-1]}x{x_hat.shape[-2]}) to {target}")
     return 0
@@ -559,6 +570,7 @@ def build_parser():
                                      "compress refined", formatter_class=formatter,
                          usage="sgaplus run [options] (-m MODULE | SCRIPT.py) [ARGS ...]")
     _add_refine_args(run, program=True)
+    _add_model_calls_arg(run)
     run.add_argument("-m", dest="module", nargs=argparse.REMAINDER, metavar="MODULE [ARGS]",
                      help="run a module as python -m does; what follows are its arguments")
     run.add_argument("script", nargs=argparse.REMAINDER, metavar="SCRIPT.py [ARGS]", help="or a script")
