@@ -117,6 +117,15 @@ def test_model_class_with_model_calls_refines_and_decodes(tmp_path, capsys, styl
     assert torch.equal(read_rgb(decoded), read_rgb(tmp_path / "out" / "crop.png"))
 
 
+def test_evaluate_takes_model_calls_beside_model_class(tmp_path):
+    write_png(tmp_path / "crop.png", sample_crop(SIZE, top=100, left=100))
+    weights = [str(published_weights(codec_of("quality-map").model, tmp_path / f"w{n}.pt")) for n in (1, 2)]
+    assert main(["evaluate", str(tmp_path / "crop.png"), "--model-class", f"{IDIOMS}:QualityMapCodec", "--checkpoint",
+                 *weights, "--lmbda", "0.01", "0.02", "--model-calls", f"{IDIOMS}:MAP_CALLS", "--iterations", "1",
+                 "--out", str(tmp_path / "out")]) == 0
+    assert json.loads((tmp_path / "out" / "pairs.json").read_text())["pairs"][-1]["lmbda"] == 0.02
+
+
 @pytest.mark.parametrize("calls,status,message", [
     ("nofile.py:MAP_CALLS", 2, "--model-calls: no file nofile.py"),
     ("IDIOMS:NOTHING", 2, "has no 'NOTHING', not a ModelCalls"),
