@@ -1,6 +1,7 @@
 """Evaluation programs written for a model report refined results: a released codec's eval.py with one added
 sgaplus.patch line, the same script unchanged under `sgaplus run`, and CompressAI's eval_model under `sgaplus run`
-(its JSON, read by CompressAI's own plot reader). Programs run in the test's process, as `sgaplus run` runs them."""
+(its JSON, read by CompressAI's own plot reader; a variable-rate model at each of its quantization steps).
+Programs run in the test's process, as `sgaplus run` runs them."""
 import json
 import runpy
 import sys

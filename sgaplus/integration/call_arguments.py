@@ -7,9 +7,9 @@ where the call gives none), at stage 2 (stage 1 codes without the variable-rate 
 Any model the generic adapter drives: the compress call's arguments besides the image go to compress as they were
 given, and by name to the model's forward and decompress where these declare a parameter of that name (forward(x,
 qmap) gets compress(x, qmap)'s qmap; decompress is called (strings, shape, ...)). A tensor argument whose first
-dimension is the batch's follows the image: an image refined alone gets its slice (a call with such arguments
-refines its images one at a time), and the test image a model is checked on gets it resized (nearest) where its last
-two dimensions are the image's height and width. Where the signatures do not settle a call (a required parameter of
+dimension is the batch's follows the image: an image refined alone gets its slice (a call with arguments refines
+its images one at a time), and the test image a model is checked on gets it resized (nearest) where its last two
+dimensions are the image's height and width. Where the signatures do not settle a call (a required parameter of
 forward or decompress that the call does not give, arguments compress takes as *args, a decompress that does not
 take (strings, shape)) the patch refuses in one line naming calls=.
 """
@@ -80,9 +80,9 @@ def passed_on(model, method, names):
 
 
 def fitted(value, batch, image_size, index, size=None):
-    """An argument for image `index` of the call's batch refined alone (index None: the whole batch), resized to size
-    (the test image's) where it is a tensor of the batch and of the image's height and width."""
-    if index is None or not isinstance(value, torch.Tensor) or value.dim() == 0 or value.shape[0] != batch:
+    """An argument for image `index` of the call's batch refined alone, resized to size (the test image's) where it
+    is a tensor of the batch and of the image's height and width."""
+    if not isinstance(value, torch.Tensor) or value.dim() == 0 or value.shape[0] != batch:
         return value
     value = value[index:index + 1]
     if size is not None and value.dim() == 4 and value.is_floating_point() and tuple(value.shape[-2:]) == image_size:
