@@ -1,4 +1,5 @@
 """sgaplus: fused SGA+ rounding for latent refinement in neural image compression."""
+from .codecs.model_calls import ModelCalls
 from .errors import ModelError, SgaplusError, UsageError
 from .files import bitstream
 from .files.images import load_shipped_image, read_rgb, write_png
@@ -14,8 +15,9 @@ from .refine.stopping import EarlyStopping
 from .refine.target import RateTarget
 
 # the public face: what the README and docs use, importable from sgaplus itself (tests/test_public_api.py)
-__all__ = ["Distortion", "EarlyStopping", "HoldDecaySchedule", "LatentRefiner", "ModelError", "RateTarget",
-           "RefinementSettings", "RoundingConfig", "SGARound", "SgaplusError", "TemperatureSchedule", "UsageError",
+__all__ = ["Distortion", "EarlyStopping", "HoldDecaySchedule", "LatentRefiner", "ModelCalls", "ModelError",
+           "RateTarget", "RefinementSettings", "RoundingConfig", "SGARound", "SgaplusError", "TemperatureSchedule",
+           "UsageError",
            "bitstream", "budget_schedule", "codec_for", "load_codec", "load_model_class", "load_shipped_image",
            "patch", "read_rgb", "schedule_preset", "sga_round", "write_png"]
 __version__ = "0.8.0"

@@ -91,7 +91,7 @@ def cmd_run(args):
     if bool(args.module) == bool(args.script):
         raise UsageError("name one program to run: -m MODULE [ARGS] or SCRIPT.py [ARGS]")
     program, *arguments = args.module or args.script
-    return run_program(program, arguments, bool(args.module), settings_of(args))
+    return run_program(program, arguments, bool(args.module), settings_of(args), values(args, ModelChoice).model_calls)
 
 
 class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
@@ -159,6 +159,7 @@ def build_parser():
                                      "compress refined", usage="sgaplus run [options] (-m MODULE | SCRIPT.py) "
                                                                "[ARGS ...]", **command)
     add_settings(run, "run")
+    add_options(run, ModelChoice, skip=[f.name for f in fields(ModelChoice) if f.name != "model_calls"])
     run.add_argument("-m", dest="module", nargs=argparse.REMAINDER, metavar="MODULE [ARGS]",
                      help="run a module as python -m does; what follows are its arguments")
     run.add_argument("script", nargs=argparse.REMAINDER, metavar="SCRIPT.py [ARGS]", help="or a script")

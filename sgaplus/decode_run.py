@@ -19,7 +19,7 @@ def run(file, outputs, model, max_pixels):
     model.checked()  # its options checked before the file is read
     data = Path(file).read_bytes()
     x_hat, model_id = decode(data, lambda model_id: codec_for_id(model_id, model.checkpoint, model.model_class,
-                                                                   model.model_args), max_pixels)
+                                                                   model.model_args, model.model_calls), max_pixels)
     write_png(target, x_hat)
     print(f"decoded {file} ({model_id}, {x_hat.shape[-1]}x{x_hat.shape[-2]}) to {target}")
     return 0

@@ -89,6 +89,13 @@ def random_model(architecture, steps=200, seed=0, **options):
     return train_briefly(model, steps, **({"stage": 2, "s": STAND_IN_LEVEL} if variable_rate else {}))
 
 
+def state_before_update(model):
+    """A model's weights as training scripts save them, before update(): the entropy models' coder tables empty."""
+    tables = ("_quantized_cdf", "_offset", "_cdf_length")
+    return {key: value.new_empty(0) if key.rsplit(".", 1)[-1] in tables else value
+            for key, value in model.state_dict().items()}
+
+
 @functools.lru_cache(maxsize=None)
 def random_codec(architecture, steps=200, seed=0):
     """random_model's codec: a stand-in where no model of the architecture is bundled (a variable-rate one at

@@ -16,7 +16,7 @@ from readme_commands import install_and_test_commands  # noqa: E402
 
 LOCAL = {"sgaplus", "helpers", "conftest", "machine", "registry", "timing", "run", "compile_kernels",
          "readme_commands", "golden_spread", "test_cli", "test_refine_golden", "kernels", "published_models",
-         "published_checkerboard", "published_idioms", "refine_throughput"}
+         "published_checkerboard", "published_idioms", "refine_throughput", "test_forward_idioms"}
 PLUGINS = {"--benchmark": "pytest-benchmark"}  # used by option, never imported
 
 

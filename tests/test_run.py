@@ -1,6 +1,7 @@
 """Evaluation programs written for a model report refined results: a released codec's eval.py with one added
 sgaplus.patch line, the same script unchanged under `sgaplus run`, and CompressAI's eval_model under `sgaplus run`
-(its JSON, read by CompressAI's own plot reader). Programs run in the test's process, as `sgaplus run` runs them."""
+(its JSON, read by CompressAI's own plot reader; a variable-rate model at each of its quantization steps).
+Programs run in the test's process, as `sgaplus run` runs them."""
 import json
 import runpy
 import sys
@@ -9,10 +10,11 @@ import textwrap
 import pytest
 import torch
 from compressai.utils.plot.__main__ import parse_json_file
-from helpers import sample_crop, trained_published
+from helpers import random_model, sample_crop, state_before_update, trained_published
 from PIL import Image
 
 from sgaplus.cli import main
+from sgaplus.codecs.vbr import VariableRate
 from sgaplus.files.loading import load_bundled
 from sgaplus.refine.refiner import LatentRefiner
 
@@ -153,6 +155,28 @@ def test_compressai_eval_model_under_sgaplus_run_reports_refined_results(tmp_pat
     saved.write_text(captured.out)
     parsed = parse_json_file(saved, "psnr")  # CompressAI's own reader
     assert parsed["xs"] == refined["results"]["bpp"] and parsed["ys"] == refined["results"]["psnr-rgb"]
+
+
+def test_compressai_eval_model_of_a_variable_rate_model_under_sgaplus_run(tmp_path, capsys, monkeypatch):
+    """eval_model on a variable-rate checkpoint calls compress(x, stage=2, s=0, inputscale=gain) at each quantization
+    step: each refines at its gain (its lambda the rate's training lambda), each run's RD loss lower."""
+    images = save_images(tmp_path / "images", 176)
+    model = random_model("mbt2018-mean-vbr", vr_entbttlnck=True)  # as eval_model builds this architecture
+    checkpoint = tmp_path / "vbr.pth.tar"
+    torch.save({"state_dict": state_before_update(model)}, checkpoint)
+    program = ["compressai.utils.eval_model", "checkpoint", str(images), "-a", "mbt2018-mean-vbr", "-p",
+               str(checkpoint), "--vbr_quantstep", "2.0,1.0"]
+    monkeypatch.setattr(sys, "argv", ["eval_model", *program[1:]])
+    runpy.run_module(program[0], run_name="__main__", alter_sys=True)
+    plain = json.loads(capsys.readouterr().out)["results"]
+    assert main(["run", "--iterations", ITERATIONS, "-m", *program]) == 0
+    captured = capsys.readouterr()
+    refined = json.loads(captured.out)["results"]
+    assert "compress refines at gain0.5 " in captured.err and "compress refines at gain1.0 " in captured.err
+    for run, gain in enumerate((0.5, 1.0)):  # eval_model's runs, by increasing gain
+        lmbda = VariableRate(model, gain=gain).lmbda
+        assert rd_loss(refined["bpp"][run], refined["psnr-rgb"][run], lmbda) < \
+            0.98 * rd_loss(plain["bpp"][run], plain["psnr-rgb"][run], lmbda), (plain, refined)
 
 
 def one_line_error(capsys, status, expected, argv):

@@ -138,8 +138,19 @@ PLANTS = [
           'handle._undo += [refinement.restore, lambda: delattr(model, "compress")]',
           "handle._undo += [refinement.restore]", ("tests/test_patch.py", "-k", "exception")),
     Plant("sgaplus.patch: the patched compress skips refinement", "sgaplus/integration/patch.py",
-          'return {**template, "strings": [list(strings) for strings in zip(*images)]}', "return template",
+          'return {**out, "strings": [list(strings) for strings in zip(*images)]}', "return out",
           ("tests/test_run.py", "-k", "eval_model")),
+    Plant("other signatures: the compress call's arguments not passed to forward",
+          "sgaplus/integration/call_arguments.py",
+          "return model(x, **{key: given[key] for key in self.forward_names})", "return model(x)",
+          ("tests/test_other_signatures.py", "-k", "quality_map_codecs_own")),
+    Plant("other signatures: every image given the first image's arguments", "sgaplus/integration/call_arguments.py",
+          "return self.images[self.index] if size == self.image_size else self.test",
+          "return self.images[0] if size == self.image_size else self.test",
+          ("tests/test_other_signatures.py", "-k", "quality_map_codecs_own")),
+    Plant("other signatures: a variable-rate model's inputscale ignored", "sgaplus/integration/call_arguments.py",
+          "if float(gain) != 0:", "if False:",
+          ("tests/test_other_signatures.py", "-k", "variable_rate_models_compress")),
 ]
 
 

@@ -14,7 +14,7 @@ from .base import HyperpriorCodec, hard_rounding
 from .forward_pass import Captured, Interception, Pass, UnsupportedModel, entropy_models
 from .forward_probe import PROBE_SIZE, check_forward_is_encoder, probe_image
 from .forward_slots import OpSlots, find_slots, substituted
-from .model_calls import ModelCalls
+from .model_calls import ADVICE, CALLED_AS, ModelCalls, call_refusal
 from .shared_samples import SharedSamples
 
 __all__ = ["ForwardCodec", "ModelCalls", "UnsupportedModel"]
@@ -64,6 +64,9 @@ class ForwardCodec(HyperpriorCodec):
     (ModelCalls; default: as CompressAI's models are called)."""
 
     def __init__(self, model, model_id, lmbda=None, calls=None):
+        refusal = None if calls else next(filter(None, (call_refusal(model, method) for method in CALLED_AS)), None)
+        if refusal:
+            raise UnsupportedModel(f"{refusal}: {ADVICE}")
         self.model = model.eval().requires_grad_(False)
         self.model_id, self.lmbda = model_id, lmbda
         self.calls = calls or ModelCalls()
@@ -137,11 +140,18 @@ class ForwardCodec(HyperpriorCodec):
         return sum(-torch.log2(likelihood).flatten(1).sum(dim=1) for likelihood in entropy.likelihoods)
 
     def compress_image(self, y_hat, z_hat):
-        blank = self._dummy_image(y_hat)
-        with torch.no_grad(), substituted(self, y_hat.clone(), z_hat, Pass(), self.compress_slots):
-            out = self.calls.compress(self.model, blank)
+        out = self.compress_with(y_hat, z_hat, self._dummy_image(y_hat), self.calls.compress)
+        if not (isinstance(out, dict) and "strings" in out and "shape" in out):
+            raise UnsupportedModel(f"{type(self.model).__name__}'s compress returns {type(out).__name__}, not a dict "
+                                   f"of 'strings' and 'shape' (does it write a file?): {ADVICE}")
         self.shape_ratios = shape_ratios(out["shape"], z_hat.shape[-2:])
         return [strings[0] for strings in out["strings"]]
+
+    def compress_with(self, y_hat, z_hat, x, call):
+        """What call(model, x), a call of the model's compress, returns with y_hat and z_hat as the latents it codes
+        (x's own analysis replaced)."""
+        with torch.no_grad(), substituted(self, y_hat.clone(), z_hat, Pass(), self.compress_slots):
+            return call(self.model, x)
 
     def decompress(self, strings, z_size):
         shape = shape_of(self.shape_ratios, z_size)

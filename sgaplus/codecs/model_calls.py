@@ -1,8 +1,13 @@
 """How the generic adapter calls a model whose forward, compress or decompress take more than CompressAI's
 arguments (a quality map, a rate level, a file to write or read): `ModelCalls`, codec_for's `calls` argument
 (docs/codecs.md, "Other signatures")."""
+import inspect
 from dataclasses import dataclass
 from typing import Callable
+
+ADVICE = ("say how to call it with calls=sgaplus.ModelCalls(...) (on the command line: --model-calls FILE.py:NAME; "
+          "docs/codecs.md, \"Other signatures\")")
+CALLED_AS = {"forward": ("x",), "compress": ("x",), "decompress": ("strings", "shape")}  # CompressAI's calls
 
 
 def own_forward(model, x):
@@ -27,3 +32,15 @@ class ModelCalls:
     forward: Callable = own_forward
     compress: Callable = own_compress
     decompress: Callable = own_decompress
+
+
+def call_refusal(model, method, names=()):
+    """None where model.<method> can be called as CompressAI calls it (CALLED_AS) with these keywords, else why not
+    (one line)."""
+    signature, leading = inspect.signature(getattr(model, method)), CALLED_AS[method]
+    try:
+        signature.bind(*leading, **dict.fromkeys(names))
+    except TypeError as error:
+        given = f" with the compress call's {', '.join(names)}" if names else ""
+        return f"{type(model).__name__}.{method}{signature} cannot be called ({', '.join(leading)}){given} ({error})"
+    return None

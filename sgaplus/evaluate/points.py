@@ -8,7 +8,7 @@ from typing import Callable, Optional
 
 from ..codecs import registry
 from ..errors import UsageError
-from ..files.loading import DEFAULT_BUNDLED_ARCHITECTURE, bundled_models, load_codec, load_model_class
+from ..files.loading import DEFAULT_BUNDLED_ARCHITECTURE, bundled_models, calls_named, load_codec, load_model_class
 from ..files.model_choice import BUNDLED, ModelChoice
 from ..option_fields import option, same_option
 
@@ -32,13 +32,14 @@ class RatePoints:
                                               "or --model-class", type=Path, nargs="+", metavar="FILE")
     model_class: Optional[str] = same_option(ModelChoice, "model_class")
     model_args: Optional[str] = same_option(ModelChoice, "model_args")
+    model_calls: Optional[str] = same_option(ModelChoice, "model_calls")
     lmbda: Optional[list] = option(None, "one RD trade-off per --checkpoint file (default: each model's training "
                                          "lambda)", type=float, nargs="+")
 
     def record(self):
         return {"bundled": self.bundled, "model": self.model, "qualities": self.qualities, "levels": self.levels,
                 "checkpoint": [str(c) for c in self.checkpoint or ()], "model_class": self.model_class,
-                "model_args": self.model_args, "lmbda": self.lmbda}
+                "model_args": self.model_args, "model_calls": self.model_calls, "lmbda": self.lmbda}
 
     def name(self):
         """The model's name in reports."""
@@ -52,7 +53,7 @@ class RatePoints:
         qualities of the zoo's or the bundled architecture (default: all), or a variable-rate model's levels
         (default: all). Two or more, else a UsageError."""
         ModelChoice(self.bundled, self.model, model_class=self.model_class, model_args=self.model_args,
-                    checkpoint=(self.checkpoint or [None])[0]).checked()
+                    model_calls=self.model_calls, checkpoint=(self.checkpoint or [None])[0]).checked()
         if self.model_class is not None and not self.lmbda:
             raise UsageError("--model-class needs --lmbda, one per --checkpoint file: its training lambdas are not "
                              "known")
@@ -74,7 +75,8 @@ class RatePoints:
             raise UsageError("two --checkpoint files share a name; the rate points are named by their files")
         lmbdas = self.lmbda or [None] * len(self.checkpoint)
         if self.model_class is not None:
-            return [RatePoint(label, partial(load_model_class, self.model_class, c, self.model_args, lmbda))
+            calls = calls_named(self.model_calls)  # refused now, before any work
+            return [RatePoint(label, partial(load_model_class, self.model_class, c, self.model_args, lmbda, calls))
                     for label, c, lmbda in zip(labels, self.checkpoint, lmbdas)]
         return [RatePoint(label, partial(_with_lmbda, partial(load_codec, self.model, checkpoint=c), lmbda))
                 for label, c, lmbda in zip(labels, self.checkpoint, lmbdas)]

@@ -8,7 +8,7 @@ import torch
 
 from ..codecs import registry
 from ..codecs.forward import ForwardCodec
-from ..codecs.vbr import split_rate
+from ..codecs.vbr import VariableRate, split_rate
 from ..errors import UsageError
 from . import model_class
 from .checkpoints import CheckpointError, load_checkpoint, load_state_dict_file
@@ -115,27 +115,43 @@ def state_digest(model):
     return digest.hexdigest()[:16]
 
 
-def codec_for(model, lmbda=None, model_id=None, calls=None):
+def codec_for(model, lmbda=None, model_id=None, calls=None, level=None, gain=None):
     """A refinable codec of any CompressionModel instance: CompressAI's own classes through their registered
     adapters, any other through the generic adapter that drives the model's own forward, compress and decompress
     (ForwardCodec; calls, a ModelCalls, says how to call them when they take more than CompressAI's arguments).
-    model_id (default: the class and a digest of its weights) goes into the bitstreams."""
+    A variable-rate model codes at level or gain (default: its middle level). model_id (default: the class and a
+    digest of its weights) goes into the bitstreams."""
     cls = type(model)
     model_id = model_id or f"class:{cls.__module__}.{cls.__qualname__}:{state_digest(model)}"
     adapter = registry.adapter_for_class(cls)
+    rate = {key: value for key, value in (("level", level), ("gain", gain)) if value is not None}
+    if rate and not getattr(adapter, "variable_rate", False):
+        raise UsageError(f"codec_for: level and gain choose the rate of CompressAI's variable-rate models, not of a "
+                         f"{cls.__name__}: leave them out")
     if adapter is None:
         return ForwardCodec(model, model_id, lmbda, calls)
     if calls is not None:
         raise UsageError(f"codec_for: calls= is for models the generic adapter drives; a {cls.__name__} goes to "
                          f"its class's adapter, which calls it as CompressAI does: leave calls out")
+    if rate:
+        try:
+            VariableRate(model, **rate)  # a level or gain the model has not: one line
+        except ValueError as error:
+            raise UsageError(f"codec_for: {error}") from None
     model.update()
-    return adapter(model, model_id, lmbda)
+    return adapter(model, model_id, lmbda, **rate)
 
 
-def load_model_class(spec, checkpoint, model_args=None, lmbda=None):
+def load_model_class(spec, checkpoint, model_args=None, lmbda=None, calls=None):
     """The codec (codec_for) of a model class of the user's own, FILE.py:CLASS or package.module:CLASS, built with
-    model_args (JSON text or a dict of its constructor's keywords) and the weights in checkpoint."""
-    return codec_for(model_class.build(spec, checkpoint, model_args), lmbda)
+    model_args (JSON text or a dict of its constructor's keywords) and the weights in checkpoint; calls: how to call
+    it (a ModelCalls, or FILE.py:NAME or package.module:NAME naming one; default: as CompressAI's models)."""
+    return codec_for(model_class.build(spec, checkpoint, model_args), lmbda, calls=calls_named(calls))
+
+
+def calls_named(calls):
+    """calls itself (a ModelCalls, or None), or the ModelCalls that FILE.py:NAME or package.module:NAME names."""
+    return model_class.import_calls(calls) if isinstance(calls, str) else calls
 
 
 def load_codec(architecture=None, quality=None, checkpoint=None, bundled=DEFAULT_BUNDLED_ARCHITECTURE, level=None,
@@ -184,14 +200,14 @@ def _quality(model_id, text):
     return int(text[1:])
 
 
-def codec_for_id(model_id, checkpoint=None, model_class_spec=None, model_args=None):
+def codec_for_id(model_id, checkpoint=None, model_class_spec=None, model_args=None, model_calls=None):
     """The codec a bitstream names (with its rate, for a variable-rate model); a 'file:' model needs its checkpoint,
-    a 'class:' model its class, keywords and checkpoint, and each must be the very weights it was made with
-    (checked by digest)."""
+    a 'class:' model its class, keywords, checkpoint (and its calls where it needs them), and each must be the very
+    weights it was made with (checked by digest)."""
     base, level, gain = split_rate(model_id)
     kind, _, rest = base.partition(":")
     if kind == "class":
-        return _class_codec(model_id, rest, checkpoint, model_class_spec, model_args)
+        return _class_codec(model_id, rest, checkpoint, model_class_spec, model_args, model_calls)
     if kind == "bundled":
         fields = rest.split(":")
         if len(fields) != 3:
@@ -225,14 +241,14 @@ def codec_for_id(model_id, checkpoint=None, model_class_spec=None, model_args=No
     return codec
 
 
-def _class_codec(model_id, rest, checkpoint, spec, model_args):
+def _class_codec(model_id, rest, checkpoint, spec, model_args, calls):
     """The codec of a bitstream made with a model class of the user's own ('class:<module>.<class>:<digest>'): the
     same class (by name) with the same weights (by digest)."""
     made, _, digest = rest.rpartition(":")
     if spec is None or checkpoint is None:
         raise CheckpointError(f"this bitstream was made with the model class {made} (weights digest {digest}): pass "
                               f"--model-class, --model-args and --checkpoint as when it was written")
-    codec = load_model_class(spec, checkpoint, model_args)
+    codec = load_model_class(spec, checkpoint, model_args, calls=calls)
     given, _, given_digest = codec.model_id.removeprefix("class:").rpartition(":")
     if given.rpartition(".")[2] != made.rpartition(".")[2]:
         raise CheckpointError(f"this bitstream was made with the model class {made}, not {given}")

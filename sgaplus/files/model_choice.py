@@ -30,6 +30,9 @@ class ModelChoice:
                                         metavar="FILE.py:CLASS")
     model_args: Optional[str] = option(None, "--model-class's constructor keywords, a JSON object (default: none; "
                                              "then the class's from_state_dict if any)", metavar="JSON")
+    model_calls: Optional[str] = option(
+        None, "how to call a model whose forward, compress or decompress take more than CompressAI's arguments: a "
+        "sgaplus.ModelCalls in a file (or package.module:NAME); docs/codecs.md", metavar="FILE.py:NAME")
     level: Optional[int] = option(None, "a variable-rate model's rate level (default: the middle one; with --lmbda or "
                                         "a target size, the nearest to it)", type=int, exclusive="rate")
     gain: Optional[float] = option(None, "a variable-rate model's gain, between its levels' gains", type=float,
@@ -41,6 +44,8 @@ class ModelChoice:
         if self.model_class is None:
             if self.model_args is not None:
                 raise UsageError("--model-args gives --model-class's constructor keywords; give --model-class too")
+            if self.model_calls is not None:
+                raise UsageError("--model-calls says how to call --model-class's model; give --model-class too")
             if self.bundled and (self.model or self.checkpoint):
                 raise UsageError(f"--bundled and {'--model' if self.model else '--checkpoint'} both name a model; "
                                  f"give one")
@@ -69,7 +74,7 @@ class ModelChoice:
     def load(self, metric="mse", lmbda=None, **rate):
         """The codec (lmbda: a model class's; rate: another quality or level than the options')."""
         if self.model_class is not None:
-            return load_model_class(self.model_class, self.checkpoint, self.model_args, lmbda)
+            return load_model_class(self.model_class, self.checkpoint, self.model_args, lmbda, self.model_calls)
         chosen = replace(self, **rate)
         return load_codec(chosen.model, chosen.quality, chosen.checkpoint, self.architecture, chosen.level,
                           chosen.gain, metric)
@@ -80,7 +85,7 @@ class ModelChoice:
                                                              f"{self.quality}"
         if self.checkpoint and (self.model or self.model_class):
             model += f" ({self.model or self.model_class} {self.model_args or ''})".replace(" )", ")")
-        return {"model_options": model, "level": self.level, "gain": self.gain}
+        return {"model_options": model, "model_calls": self.model_calls, "level": self.level, "gain": self.gain}
 
     def name(self):
         """The model's name in reports."""

@@ -1,6 +1,7 @@
 """A model class of the user's own, as the command line names it: FILE.py:CLASS or package.module:CLASS, its
 constructor's keywords as a JSON object, and its weights as published (a state dict, plain or under
-"state_dict"; with no keywords, the class's from_state_dict where it has one)."""
+"state_dict"; with no keywords, the class's from_state_dict where it has one); and how to call it, a ModelCalls
+object named the same way (FILE.py:NAME, --model-calls)."""
 import contextlib
 import importlib
 import importlib.util
@@ -8,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..codecs.model_calls import ModelCalls
 from ..errors import ModelError
 from .checkpoints import read_state_dict
 
@@ -17,10 +19,7 @@ SHOWN_KEYS = 3  # weight names quoted in a message about weights that do not fit
 def import_class(spec):
     """The CompressionModel subclass that spec (FILE.py:CLASS or package.module:CLASS) names."""
     from compressai.models import CompressionModel
-    where, colon, name = spec.rpartition(":")
-    if not colon or not where or not name:
-        raise ModelError(f"--model-class {spec!r}: give FILE.py:CLASS or package.module:CLASS")
-    module = _import_file(Path(where)) if where.endswith(".py") else _import_module(where)
+    where, name, module = _named(spec, "--model-class", "CLASS")
     cls = getattr(module, name, None)
     if cls is None:
         found = sorted(key for key, value in vars(module).items()
@@ -33,6 +32,27 @@ def import_class(spec):
     return cls
 
 
+def import_calls(spec):
+    """The ModelCalls object that spec (FILE.py:NAME or package.module:NAME) names (docs/codecs.md, "Other
+    signatures")."""
+    where, name, module = _named(spec, "--model-calls", "NAME")
+    calls = getattr(module, name, None)
+    if not isinstance(calls, ModelCalls):
+        found = sorted(key for key, value in vars(module).items() if isinstance(value, ModelCalls))
+        what = "no" if calls is None else f"a {type(calls).__name__} named"
+        raise ModelError(f"--model-calls: {where} has {what} {name!r}, not a ModelCalls (sgaplus.ModelCalls("
+                         f"forward=, compress=, decompress=)); its ModelCalls: {', '.join(found) or 'none'}")
+    return calls
+
+
+def _named(spec, option, kind):
+    """(where, name, the module imported) of an option's FILE.py:NAME or package.module:NAME."""
+    where, colon, name = spec.rpartition(":")
+    if not colon or not where or not name:
+        raise ModelError(f"{option} {spec!r}: give FILE.py:{kind} or package.module:{kind}")
+    return where, name, _import_file(Path(where), option) if where.endswith(".py") else _import_module(where, option)
+
+
 @contextlib.contextmanager
 def _on_path(folder):
     """folder first on sys.path for the import: a model file's own imports of its neighbours work."""
@@ -43,9 +63,9 @@ def _on_path(folder):
         sys.path.remove(str(folder))
 
 
-def _import_file(path):
+def _import_file(path, option):
     if not path.is_file():
-        raise ModelError(f"--model-class: no file {path}")
+        raise ModelError(f"{option}: no file {path}")
     loaded = sys.modules.get(path.stem)
     if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() == path.resolve():
         return loaded  # imported already (by the caller's own code)
@@ -55,7 +75,7 @@ def _import_file(path):
     sys.modules[name] = module  # where the generic adapter finds the module's straight-through function
     with _on_path(path.resolve().parent):
         try:
-            _run_import(path, lambda: spec.loader.exec_module(module))
+            _run_import(path, lambda: spec.loader.exec_module(module), option)
         except ModelError:
             del sys.modules[name]
             raise
@@ -71,17 +91,17 @@ def _free_module_name(stem):
     return name
 
 
-def _import_module(name):
+def _import_module(name, option):
     with _on_path(Path.cwd()):  # as `python -m` would find it
-        return _run_import(name, lambda: importlib.import_module(name))
+        return _run_import(name, lambda: importlib.import_module(name), option)
 
 
-def _run_import(what, load):
+def _run_import(what, load, option):
     """load(); any error the user's code raises while importing becomes one line."""
     try:
         return load()
     except Exception as error:  # the user's module may raise anything
-        raise ModelError(f"--model-class: importing {what} failed: {type(error).__name__}: "
+        raise ModelError(f"{option}: importing {what} failed: {type(error).__name__}: "
                          f"{str(error).splitlines()[0] if str(error) else ''}") from None
 
 

@@ -10,19 +10,22 @@ import traceback
 from pathlib import Path
 
 from ..errors import SgaplusError, UsageError
+from ..files.loading import calls_named
 from .patch import ClassPatch, refiner_maker
 
 
-def run_program(program, arguments, module, settings):
+def run_program(program, arguments, module, settings, calls=None):
     """Run `program` (a script's path, or with module=True a module's name) with `arguments` as its command line,
     every CompressionModel's compress refined with `settings` (a RefinementSettings; lmbda None: the known weights'
-    training lambda; eager unless compile=True: the images are not known before they are compressed); its exit
-    status. UsageError before running anything when the program does not exist or a setting is refused."""
+    training lambda; eager unless compile=True: the images are not known before they are compressed), called
+    through calls (a ModelCalls, or FILE.py:NAME or package.module:NAME naming one; None: by the compress call's
+    own arguments); its exit status. UsageError or ModelError before running anything when the program or the
+    calls do not exist or a setting is refused."""
     check_program(program, module)
     refiner_for = refiner_maker(settings.resolved().for_pixels([]), who="sgaplus run")
-    lmbda = settings.objective.lmbda
+    lmbda, calls = settings.objective.lmbda, calls_named(calls)
     from compressai.models import CompressionModel
-    with ClassPatch(lmbda, refiner_for, announce=True) as patched, as_main(program, arguments, module):
+    with ClassPatch(lmbda, refiner_for, announce=True, calls=calls) as patched, as_main(program, arguments, module):
         patched.add_subclasses(CompressionModel)
         try:
             if module:
