@@ -20,4 +20,4 @@ __all__ = ["Distortion", "EarlyStopping", "HoldDecaySchedule", "LatentRefiner", 
            "UsageError",
            "bitstream", "budget_schedule", "codec_for", "load_codec", "load_model_class", "load_shipped_image",
            "patch", "read_rgb", "schedule_preset", "sga_round", "write_png"]
-__version__ = "0.8.0"
+__version__ = "0.9.0"
