@@ -152,3 +152,23 @@ def test_calls_for_a_model_with_an_adapter_of_its_class_is_refused_in_one_line_a
         sgaplus.codec_for(model, lmbda=0.01, calls=MAP_CALLS)
     assert "\n" not in str(refused.value)
     assert isinstance(sgaplus.codec_for(model, lmbda=0.01), CompressAIContext)
+
+
+@pytest.mark.parametrize("style", [style for style in STYLES if style not in CALLS])
+def test_each_idiom_refines_under_sgaplus_patch_with_no_adapter_code(style):
+    """The idioms whose compress takes the image alone, through sgaplus.patch (what `sgaplus run` and an evaluation
+    script use): unrefined, the model's own strings; refined, other strings its own decompress reads to a lower
+    loss (patch checks each decoded string before returning it)."""
+    model, x = codec_of(style).model, sample_crop(SIZE, top=100, left=100)
+    with torch.no_grad():
+        own = model.compress(x)
+        with sgaplus.patch(model, lmbda=0.01, iterations=0):
+            assert model.compress(x)["strings"] == own["strings"]
+        with sgaplus.patch(model, lmbda=0.01, iterations=30, check_every=10, lr=2e-2):
+            refined = model.compress(x)
+        losses = []
+        for out in (own, refined):
+            x_hat = model.decompress(out["strings"], out["shape"])["x_hat"].clamp(0, 1)
+            bits = sum(len(s[0]) for s in out["strings"]) * 8
+            losses.append(0.01 * 255 ** 2 * ((x_hat - x) ** 2).mean().item() + bits / SIZE ** 2)
+    assert refined["strings"] != own["strings"] and losses[1] < losses[0], losses
