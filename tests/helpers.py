@@ -1,6 +1,7 @@
 """Shared test helpers: the kernels' device, method grid, backend noise, scaled comparisons, sample crops and
 the bundled codec."""
 import functools
+import json
 
 import torch
 
@@ -79,12 +80,18 @@ def train_briefly(model, steps, lmbda=0.01, **forward):
     return model.eval().requires_grad_(False)
 
 
-@functools.lru_cache(maxsize=None)
 def random_model(architecture, steps=200, seed=0, **options):
-    """A small model of `architecture` (N=M=32) from random weights, trained for a few steps (lambda 0.01)."""
+    """A small model of `architecture` (N=M=32) from random weights, trained for a few steps (lambda 0.01); one per
+    configuration, however the call spells it (defaults given or not: each stand-in is trained once a session)."""
+    options = {**STAND_IN_OPTIONS.get(architecture, {}), **options}
+    return _trained_model(architecture, steps, seed, json.dumps(options, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=None)
+def _trained_model(architecture, steps, seed, options):
     from sgaplus.codecs import registry
     torch.manual_seed(seed)
-    model = registry.build_model(architecture, 32, 32, {**STAND_IN_OPTIONS.get(architecture, {}), **options})
+    model = registry.build_model(architecture, 32, 32, json.loads(options))
     variable_rate = registry.adapter(architecture).variable_rate
     return train_briefly(model, steps, **({"stage": 2, "s": STAND_IN_LEVEL} if variable_rate else {}))
 
