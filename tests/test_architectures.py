@@ -32,7 +32,7 @@ def test_every_compressai_image_model_is_registered():
 def codec_of(architecture):
     """The bundled model of the architecture, or a random-weight one where none is bundled."""
     if architecture in bundled_architectures():
-        return bundled_codec(architecture=architecture), 256
+        return bundled_codec(architecture=architecture), 192
     return random_codec(architecture), 128
 
 

@@ -81,7 +81,7 @@ if [ $dry -eq 0 ]; then
 else  # the same stages on the CPU, sized to take seconds
   device=cpu
   op_args=(-k "test_speed and ssl-2 and fwd+bwd and float32 and not compile" --sizes 4096 --no-memory)
-  step_args=(-k "test_refinement_step and not 8" --step-image 64x96)
+  step_args=(-k "test_refinement_step and fused and not 8" --step-image 64x96)
   throughput_args=(--images 2 --baseline-images 1 --iterations 2 --batch 2 --height 64 --width 64 --variants batched)
   evaluate_args=(--images 2 --baseline-images 1 --height 64 --width 64 --iterations 1 --repeats 1 --no-seed-spread
     --threads 1)
