@@ -18,7 +18,7 @@ from .files.images import write_atomic, write_png
 from .files.loading import DEFAULT_BUNDLED_ARCHITECTURE, bundled_models, load_codec
 from .refine.distortion import DISTORTIONS, ms_ssim, ms_ssim_db
 from .refine.refiner import LatentRefiner
-from .refine.settings import compare_recorded
+from .refine.settings import compare_recorded, recorded_preset
 from .refine.target import RateTarget
 
 TARGET_TOLERANCE = 0.02  # a target-size file is reported as missed beyond this relative error
@@ -86,6 +86,12 @@ def recorded_settings(path):
         return json.loads(Path(path).read_text())["settings"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def resumed_preset(path, resume):
+    """The preset an earlier run recorded in its settings file, when resuming (None: none, or not resuming): a
+    resumed run without --preset keeps it, so that it keeps its settings when the default changes."""
+    return recorded_preset(recorded_settings(path)) if resume else None
 
 
 def finished_rows(out, sources, record):

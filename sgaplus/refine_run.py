@@ -13,7 +13,7 @@ from .files.model_choice import ModelChoice
 from .pipeline import Outputs, check_size, warn_other_metric
 from .refine import memory
 from .refine.refiner import LatentRefiner
-from .refine.settings import RefinementSettings, checked_device, recorded_preset
+from .refine.settings import RefinementSettings, checked_device
 
 TARGET_MISSED = 3  # refine wrote every file, but some missed the target size asked for
 
@@ -26,35 +26,28 @@ class RefineJob:
     settings: RefinementSettings
 
 
-def earlier_settings(path, resume):
-    """The settings an earlier run recorded in `path` (a settings file), when resuming and it has one."""
-    return pipeline.recorded_settings(path) if resume else None
-
-
 def run_record(model, settings):
     """What a run's settings file records, and --resume compares."""
     return {**model.record(), **settings.record()}
 
 
 def prepare(job):
-    """(sources, out, settings resolved, done rows) of a refine job, every option and input checked before any
-    work. Without --preset a resumed run takes the earlier run's, so that it keeps its settings when the default
-    changes."""
+    """(sources, out, settings resolved, their record, done rows) of a refine job, every option and input checked
+    before any work."""
     sources = [Path(p) for p in job.images]
     stems = [p.stem for p in sources]
     if len(set(stems)) != len(stems):
         raise UsageError("two input images share a file name; refine them into separate --out folders")
     out = job.outputs.folder()
-    earlier = earlier_settings(out / "metrics.json", job.outputs.resume)
-    settings = job.settings.resolved(recorded_preset(earlier))
+    settings = job.settings.resolved(pipeline.resumed_preset(out / "metrics.json", job.outputs.resume))
     job.model.checked(lmbda_needed=settings.objective.lmbda is None)
     pipeline.refuse_replacing_inputs(out, sources)
-    done = {}
+    record, done = run_record(job.model, settings), {}  # the settings asked for, as --resume compares them
     if job.outputs.resume:
-        done = pipeline.finished_rows(out, sources, run_record(job.model, settings))
+        done = pipeline.finished_rows(out, sources, record)
     else:
         job.outputs.refuse_overwrite(pipeline.output_paths(out, stems) + pipeline.metrics_paths(out))
-    return sources, out, settings, done
+    return sources, out, settings, record, done
 
 
 @dataclass
@@ -72,8 +65,7 @@ class _Run:
 
 def run(job):
     """Refine, write outputs; the exit status."""
-    sources, out, settings, done = prepare(job)
-    record = run_record(job.model, settings)  # the settings asked for, as --resume compares them
+    sources, out, settings, record, done = prepare(job)
     images = [(str(p), read_rgb(p)) for p in sources if p.stem not in done]  # every input checked before any work
     rank, world, device = distributed.setup(checked_device(settings.speed.device))
     codec = starting_codec(job.model, settings, images, device)

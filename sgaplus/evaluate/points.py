@@ -41,19 +41,20 @@ class RatePoints:
                 "checkpoint": [str(c) for c in self.checkpoint or ()], "model_class": self.model_class,
                 "model_args": self.model_args, "model_calls": self.model_calls, "lmbda": self.lmbda}
 
+    def model_choice(self):
+        """The model these points are of, as one model's options (their first checkpoint file)."""
+        return ModelChoice(self.bundled, self.model, model_class=self.model_class, model_args=self.model_args,
+                           model_calls=self.model_calls, checkpoint=(self.checkpoint or [None])[0])
+
     def name(self):
         """The model's name in reports."""
-        if self.model_class:
-            return self.model_class.rpartition(":")[2]
-        return self.model or (self.checkpoint[0].stem if self.checkpoint else self.bundled
-                              or DEFAULT_BUNDLED_ARCHITECTURE)
+        return self.model_choice().name()
 
     def points(self, metric="mse"):
         """The rate points: checkpoint files (one point each; a --model-class's with one lambda each), or the
         qualities of the zoo's or the bundled architecture (default: all), or a variable-rate model's levels
         (default: all). Two or more, else a UsageError."""
-        ModelChoice(self.bundled, self.model, model_class=self.model_class, model_args=self.model_args,
-                    model_calls=self.model_calls, checkpoint=(self.checkpoint or [None])[0]).checked()
+        self.model_choice().checked()
         if self.model_class is not None and not self.lmbda:
             raise UsageError("--model-class needs --lmbda, one per --checkpoint file: its training lambdas are not "
                              "known")

@@ -19,10 +19,10 @@ from ..decoded_files import decoded_files, file_metrics
 from ..errors import INTERRUPTED, SgaplusError, UsageError
 from ..files.bitstream import encode
 from ..files.images import read_rgb, write_atomic
-from ..pipeline import Outputs, check_size, make_batches, recorded_settings, warn_other_metric
+from ..pipeline import Outputs, check_size, make_batches, resumed_preset, warn_other_metric
 from ..refine import memory
 from ..refine.refiner import LatentRefiner
-from ..refine.settings import RefinementSettings, checked_device, recorded_preset
+from ..refine.settings import RefinementSettings, checked_device
 from . import pairs
 from .curves import table, write_curves
 from .pairs import KINDS
@@ -176,7 +176,7 @@ def prepare(job):
         raise UsageError("two input images share a file name; evaluate them into separate --out folders")
     out = job.outputs.folder()
     resume = job.outputs.resume
-    settings = job.settings.resolved(recorded_preset(recorded_settings(out / pairs.MERGED) if resume else None))
+    settings = job.settings.resolved(resumed_preset(out / pairs.MERGED, resume))
     if not resume:
         job.outputs.refuse_overwrite([out / name for name in OUTPUTS] + pairs.rank_files(out) + [out / "bitstreams"])
     images = [(p.name, read_rgb(p)) for p in sources]  # every input checked before any work

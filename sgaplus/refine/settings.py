@@ -272,15 +272,22 @@ def compare_recorded(before, now, where):
     """A UsageError naming what changed unless an earlier run's recorded settings (a dict, as read from its
     settings file) are these."""
     if before != now:
-        changed = [f"{key}.{name}" if isinstance(now[key], dict) else key for key in now
-                   for name in (now[key] if isinstance(now[key], dict) else [None])
-                   if not isinstance(before, dict) or _part(before.get(key), name) != _part(now[key], name)]
+        earlier, current = _dotted(before), _dotted(now)
+        changed = [key for key, value in current.items() if earlier.get(key, _MISSING) != value]
         raise UsageError(f"cannot resume: the earlier run in {where} used other settings "
                          f"({', '.join(changed) or 'another format'}); use another --out")
 
 
-def _part(value, name):
-    return value.get(name) if name is not None and isinstance(value, dict) else value
+_MISSING = object()  # a setting an earlier record lacks
+
+
+def _dotted(record):
+    """A recorded settings dict with its groups' settings as "group.name" keys ({} for anything else)."""
+    flat = {}
+    for key, value in (record.items() if isinstance(record, dict) else ()):
+        flat.update({f"{key}.{name}": inner for name, inner in value.items()} if isinstance(value, dict)
+                    else {key: value})
+    return flat
 
 
 def recorded_preset(settings):
